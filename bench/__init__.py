@@ -1,0 +1,1 @@
+"""bench: the benchmark harness of vtondata (metrics, presets, scoring, models and leaderboards)."""

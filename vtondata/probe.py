@@ -1,0 +1,230 @@
+"""Per-file checks: existence, content hash, image header, truncation, masks, parses and poses.
+
+Each file is read once: its bytes are hashed (BLAKE2b-128) and the header is parsed from memory.
+By default RGB images are checked by header and end-of-stream marker (a truncated JPEG lacks ``FFD9``,
+a truncated PNG lacks ``IEND``); masks and parses are decoded because their checks need the values
+(JPEG masks with ``draft`` at reduced scale); ``deep`` decodes everything. Files are probed on a
+thread pool: hashing, zlib and JPEG decoding release the GIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+from PIL import Image
+
+from .errors import PoseFormatError
+from .findings import FAIL, WARN, Finding
+from .labels import label_space
+from .pose import parse_openpose
+
+Image.MAX_IMAGE_PIXELS = None
+
+#: fraction of pixels inside mid-grey (32..223) *regions* above which a mask is "not binary". Grey pixels
+#: are eroded by a 3x3 window first, so the 1-2 px JPEG / anti-aliasing seams along edges never count.
+MASK_GREY_FRACTION = 0.01
+
+CHECKS = ("image", "mask", "parse", "pose", "densepose", "file", "json")
+
+
+@dataclass
+class AssetSpec:
+    """What an ingester declares about one file; :func:`probe` fills in the rest."""
+
+    asset_id: str
+    split: str
+    role: str
+    sample_id: str
+    path: str  # relative POSIX path
+    check: str = "image"
+    size: Optional[tuple[int, int]] = None  # expected (width, height), when known per file
+    size_group: Optional[str] = None  # files of one group share one size (checked against the group's mode)
+    label_space: Optional[str] = None
+    keypoint_format: Optional[str] = None  # expected ("coco18", "body25", ...) or None for any
+    encoding: Optional[str] = None
+    required: bool = True  # a missing required file invalidates its sample
+
+    def row(self, dataset: str) -> dict:
+        return {"asset_id": self.asset_id, "dataset": dataset, "split": self.split, "role": self.role,
+                "sample_id": self.sample_id, "path": self.path, "label_space": self.label_space,
+                "keypoint_format": self.keypoint_format, "encoding": self.encoding}
+
+
+@dataclass
+class Probed:
+    row: dict
+    findings: list = field(default_factory=list)
+    ok: bool = True
+
+
+def _fail(spec: AssetSpec, code: str, msg: str, fix: str) -> Finding:
+    return Finding(FAIL, code, msg, spec.path, None, fix, (spec.asset_id, spec.sample_id))
+
+
+def _truncated(data: bytes, fmt: str) -> bool:
+    tail = data[-12:]
+    if fmt == "JPEG":
+        return b"\xff\xd9" not in data[-64:]
+    if fmt == "PNG":
+        return b"IEND" not in tail
+    return False
+
+
+def _decode_mask(im: Image.Image) -> np.ndarray:
+    if im.format == "JPEG" and min(im.size) > 512:
+        w, h = im.size  # large JPEG masks: DCT-domain downscale keeps regions, skips most of the decode
+        im.draft("L", (w // 2, h // 2))
+    if im.mode not in ("L", "1", "P"):
+        im = im.convert("L")
+    return np.asarray(im)
+
+
+def _grey_region_fraction(arr: np.ndarray) -> float:
+    g = (arr >= 32) & (arr <= 223)
+    if not g.any():
+        return 0.0
+    core = g[1:-1, 1:-1].copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            core &= g[dy:dy + core.shape[0], dx:dx + core.shape[1]]
+    return float(np.count_nonzero(core)) / max(arr.size, 1)
+
+
+def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
+    """Check one file; never raises for bad data (returns findings instead)."""
+    row = spec.row("")
+    full = root / spec.path
+    try:
+        data = full.read_bytes()
+    except FileNotFoundError:
+        sev = "missing" if spec.required else "missing-optional"
+        f = _fail(spec, "missing-file", f"missing {spec.role} file",
+                  f"restore {spec.path} from the release, or run with --lenient to drop sample {spec.sample_id}")
+        if not spec.required:
+            f = Finding(WARN, sev, f"missing optional {spec.role} file", spec.path, None,
+                        "restore it from the release if you need it")
+            return Probed(row, [f], True)
+        return Probed(row, [f], False)
+    except OSError as exc:
+        return Probed(row, [_fail(spec, "unreadable-file", f"cannot read ({exc})", "check permissions")], False)
+    row["bytes"] = len(data)
+    row["hash"] = hashlib.blake2b(data, digest_size=16).hexdigest()
+    if spec.check == "file":
+        row["format"] = Path(spec.path).suffix.lstrip(".").upper() or None
+        return Probed(row)
+    if spec.check in ("pose", "json"):
+        row["format"] = "JSON"
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            return Probed(row, [_fail(spec, "bad-json", f"invalid JSON ({exc})", "re-export the file")], False)
+        if spec.check == "pose":
+            try:
+                kp, fmt = parse_openpose(obj, file=spec.path)
+            except PoseFormatError as exc:
+                code = "pose-no-person" if "no person" in exc.message else "pose-bad-format"
+                return Probed(row, [_fail(spec, code, exc.message, exc.fix or "")], False)
+            if spec.keypoint_format and fmt.split("_")[0] != spec.keypoint_format.split("_")[0]:
+                return Probed(row, [_fail(spec, "pose-wrong-count",
+                                          f"expected {spec.keypoint_format} keypoints, found {fmt} ({len(kp)} points)",
+                                          "re-run OpenPose with the model the release used")], False)
+            row["keypoint_format"] = fmt
+        return Probed(row)
+    # images
+    try:
+        im = Image.open(io.BytesIO(data))
+        row["format"], row["mode"] = im.format, im.mode
+        row["width"], row["height"] = im.size
+    except Exception as exc:  # PIL raises many types for garbage
+        return Probed(row, [_fail(spec, "corrupt-image", f"not a readable image ({type(exc).__name__}: {exc})",
+                                  "re-download or re-extract this file")], False)
+    findings: list[Finding] = []
+    if _truncated(data, im.format):
+        return Probed(row, [_fail(spec, "truncated-image", f"truncated {im.format} (no end-of-image marker)",
+                                  "re-download or re-extract this file")], False)
+    if spec.size is not None and tuple(im.size) != tuple(spec.size):
+        findings.append(_fail(spec, "wrong-size", f"image is {im.size[0]}x{im.size[1]} (WxH), expected "
+                              f"{spec.size[0]}x{spec.size[1]}", "use the release's resized images or --layout"))
+    try:
+        if spec.check == "mask":
+            arr = _decode_mask(im)
+            if arr.dtype == bool:
+                arr = arr.astype(np.uint8) * 255
+            grey = _grey_region_fraction(arr)
+            if grey > MASK_GREY_FRACTION:
+                findings.append(_fail(spec, "mask-not-binary",
+                                      f"mask is not binary: {grey:.1%} of pixels are mid-grey (32..223)",
+                                      "use the official binary masks (JPEG noise near 0/255 is fine)"))
+            row["label_space"] = "binary"
+        elif spec.check == "parse":
+            findings += _check_parse(im, spec, row)
+        elif deep or spec.check == "densepose":
+            im.load()
+    except Exception as exc:
+        findings.append(_fail(spec, "corrupt-image", f"cannot decode ({type(exc).__name__}: {exc})",
+                              "re-download or re-extract this file"))
+    return Probed(row, findings, not any(f.severity == FAIL for f in findings))
+
+
+def _check_parse(im: Image.Image, spec: AssetSpec, row: dict) -> list[Finding]:
+    space = label_space(spec.label_space or "cihp20")
+    if im.mode in ("P", "L"):
+        ids = np.asarray(im)
+        row["encoding"] = row.get("encoding") or ("palette_ids" if im.mode == "P" else "gray_ids")
+        bad = ids >= space.num_classes
+    else:
+        rgb = np.asarray(im.convert("RGB"))
+        ids = space.ids_from_colors(rgb)
+        row["encoding"] = row.get("encoding") or "rgb_colours"
+        bad = ids == 255
+    if bad.any():
+        vals = np.unique(np.asarray(im)[bad] if im.mode in ("P", "L") else ids[bad])[:8]
+        what = f"ids {vals.tolist()}" if im.mode in ("P", "L") else "colours not in the palette"
+        return [_fail(spec, "parse-out-of-space",
+                      f"{np.count_nonzero(bad)} pixels outside label space {space.name} ({what})",
+                      f"check that this parse uses {space.name} (ids 0-{space.num_classes - 1})")]
+    return []
+
+
+def probe_all(root: Path, specs: list[AssetSpec], deep: bool = False, workers: int = 0,
+              progress: Optional[Callable[[int], None]] = None) -> list[Probed]:
+    """Probe many files on a thread pool, in order. ``progress(n)`` is called as chunks finish."""
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    chunk = 64
+    chunks = [specs[i:i + chunk] for i in range(0, len(specs), chunk)]
+
+    def run(c: list[AssetSpec]) -> list[Probed]:
+        return [probe(root, s, deep) for s in c]
+
+    out: list[Probed] = []
+    if workers <= 1 or len(chunks) <= 1:
+        for c in chunks:
+            out.extend(run(c))
+            if progress:
+                progress(len(c))
+        return out
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        for c, res in zip(chunks, ex.map(run, chunks)):
+            out.extend(res)
+            if progress:
+                progress(len(c))
+    return out
+
+
+def iter_files(root: Path, rel: str, suffixes: Iterable[str] = ()) -> list[str]:
+    """Sorted names of regular files in ``root/rel`` (not recursive), filtered by suffix."""
+    d = root / rel
+    if not d.is_dir():
+        return []
+    suf = tuple(suffixes)
+    with os.scandir(d) as it:
+        names = [e.name for e in it if e.is_file() and not e.name.startswith(".") and (not suf or e.name.endswith(suf))]
+    return sorted(names)

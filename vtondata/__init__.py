@@ -5,3 +5,12 @@ Data flows one way: official files -> manifest -> caches -> loaders. This packag
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """Lazy exports: ``vtondata.load`` (imports torch only when used)."""
+    if name == "load":
+        from .loader import load
+
+        return load
+    raise AttributeError(f"module 'vtondata' has no attribute {name!r}")

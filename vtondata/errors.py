@@ -57,6 +57,10 @@ class PoseFormatError(VtonDataError):
     """An OpenPose (or keypoint) file that cannot be interpreted."""
 
 
+class DensePoseFormatError(VtonDataError):
+    """A DensePose file whose values do not fit the declared (or any known) encoding."""
+
+
 class ValidationFailedError(VtonDataError):
     """Strict validation found at least one fail finding; the manifest was not written."""
 

@@ -102,6 +102,23 @@ def write_report(out: Path, report: Report) -> Path:
     return path
 
 
+def _extra_tables(scan: Scan, v: Validated, taken: set) -> dict:
+    """The ingester's extra tables, filtered like the core ones (rows of dropped tuples / samples go)."""
+    import pyarrow as pa
+
+    kept_t = {t["tuple_id"] for t in v.tuples}
+    kept_s = {s["sample_id"] for s in v.samples}
+    out = {}
+    for name, rows in scan.tables.items():
+        if name in taken:
+            raise ValueError(f"extra table {name!r} clashes with a core manifest table")
+        keep = [r for r in rows if ("tuple_id" not in r or r["tuple_id"] in kept_t)
+                and ("tuple_id" in r or "sample_id" not in r or r["sample_id"] in kept_s)]
+        if keep:
+            out[name] = pa.Table.from_pylist(keep)
+    return out
+
+
 def prepare(dataset: str, root: Path, *, out: Optional[Path] = None, layout: Optional[str] = None,
             force: bool = False, deep: bool = False, strict: bool = True, workers: int = 0,
             quiet: bool = False) -> PrepareResult:
@@ -141,6 +158,7 @@ def prepare(dataset: str, root: Path, *, out: Optional[Path] = None, layout: Opt
         "tuples": schema.to_table(v.tuples, schema.TUPLES),
         "findings": schema.to_table([f.row() for f in report.findings], schema.FINDINGS),
     }
+    tables.update(_extra_tables(scan, v, set(tables)))
     mdir = write_manifest(out, tables, meta)
     return PrepareResult(mdir, meta, False, report, report_file, time.perf_counter() - t0)
 

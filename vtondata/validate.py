@@ -48,8 +48,8 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
     _check_split_sizes(ingester, scan, report)
     # lenient filter: failing assets drop their sample; tuples with a dropped member are dropped
     bad = report.dropped_ids()
-    bad_samples = {s for s in bad if s in {x["sample_id"] for x in scan.samples}}
     known_samples = {s["sample_id"] for s in scan.samples}
+    bad_samples = bad & known_samples
     assets = [r for r in rows if r["asset_id"] not in bad and r["sample_id"] not in bad_samples and r.get("hash")]
     samples = [dict(s, dataset=ingester.name) for s in scan.samples if s["sample_id"] not in bad_samples]
     keep_samples = {s["sample_id"] for s in samples}

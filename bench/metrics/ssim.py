@@ -53,31 +53,85 @@ def _taps(window: str, sigma: float, truncate: float, win_size: int) -> Tuple[fl
     return tuple([1.0 / win_size] * win_size)
 
 
-def _filter(maps: torch.Tensor, taps: Tuple[float, ...], pad: bool) -> torch.Tensor:
-    """Separable correlation of every channel of ``maps`` with ``taps`` (rows, then columns).
+def _filter(maps: torch.Tensor, taps: Tuple[float, ...]) -> torch.Tensor:
+    """Separable correlation of the last two dims of ``maps`` with ``taps`` (valid region only).
 
-    Written as a sum of shifted slices: on CPU this is 4x faster than a grouped ``conv2d`` and
-    bit-identical to it; on GPU both are memory-bound.
+    Written as sums of shifted slices, which on CPU beats ``conv2d`` (grouped, or depthwise on
+    channels-last memory) once the working set fits in cache; the caller feeds cache-sized units.
+    """
+    k = len(taps)
+    h_out = maps.shape[-2] - k + 1
+    cols = maps[..., 0:h_out, :] * taps[0]
+    for i in range(1, k):
+        cols.add_(maps[..., i:i + h_out, :], alpha=taps[i])
+    w_out = maps.shape[-1] - k + 1
+    out = cols[..., 0:w_out] * taps[0]
+    for i in range(1, k):
+        out.add_(cols[..., i:i + w_out], alpha=taps[i])
+    return out
+
+
+# pixels per work unit on CPU: 5 float maps of this size stay within a few MB of cache
+_CPU_CHUNK_PIXELS = 1 << 17
+
+
+def _ssim_planes(x: torch.Tensor, y: torch.Tensor, taps: Tuple[float, ...], norm: float, pad: bool,
+                 c1: float, c2: float, ft: torch.dtype, reduce: bool) -> torch.Tensor:
+    """SSIM of ``P x H x W`` planes: the per-plane mean (``reduce``) or the map ``P x H' x W'``.
+
+    On CPU the work is cut into cache-sized units (several small planes, or bands of rows of a
+    large plane with a ``k - 1`` row halo); on GPU one unit holds everything.
     """
     k = len(taps)
     if pad:
         r = (k - 1) // 2
-        maps = F.pad(maps, (r, r, r, r), mode="reflect")
-    w_out = maps.shape[-1] - k + 1
-    rows = maps[..., 0:w_out] * taps[0]
-    for i in range(1, k):
-        rows.add_(maps[..., i:i + w_out], alpha=taps[i])
-    h_out = rows.shape[-2] - k + 1
-    out = rows[..., 0:h_out, :] * taps[0]
-    for i in range(1, k):
-        out.add_(rows[..., i:i + h_out, :], alpha=taps[i])
-    return out
+        x = F.pad(x.unsqueeze(1), (r, r, r, r), mode="reflect").squeeze(1)
+        y = F.pad(y.unsqueeze(1), (r, r, r, r), mode="reflect").squeeze(1)
+    planes, h, w = x.shape
+    h_out, w_out = h - k + 1, w - k + 1
+    if x.device.type != "cpu":
+        per_chunk, band = planes, h_out
+    elif h * w <= _CPU_CHUNK_PIXELS:
+        per_chunk, band = max(1, _CPU_CHUNK_PIXELS // (h * w)), h_out
+    else:
+        per_chunk, band = 1, max(1, _CPU_CHUNK_PIXELS // w - (k - 1))
+    sums = torch.zeros(planes, dtype=torch.float64, device=x.device)
+    maps_out = []
+    for p0 in range(0, planes, per_chunk):
+        rows_out = []
+        for r0 in range(0, h_out, band):
+            r1 = min(h_out, r0 + band)
+            xin = x[p0:p0 + per_chunk, r0:r1 + k - 1]
+            maps = torch.empty((5, *xin.shape), dtype=ft, device=x.device)
+            torch.sub(xin, 0.5, out=maps[0])
+            torch.sub(y[p0:p0 + per_chunk, r0:r1 + k - 1], 0.5, out=maps[1])
+            torch.mul(maps[0], maps[0], out=maps[2])
+            torch.mul(maps[1], maps[1], out=maps[3])
+            torch.mul(maps[0], maps[1], out=maps[4])
+            f = _filter(maps, taps)
+            del maps
+            mx, my, mxx, myy, mxy = f[0], f[1], f[2], f[3], f[4]
+            # in place on the filtered maps: variances, then numerator / denominator
+            mxx.sub_(mx * mx)
+            myy.sub_(my * my)
+            mxy.sub_(mx * my)
+            mx.add_(0.5)
+            my.add_(0.5)
+            num = (mx * my).mul_(2).add_(c1).mul_(mxy.mul_(2 * norm).add_(c2))
+            den = mx.square_().add_(my.square_()).add_(c1).mul_(mxx.add_(myy).mul_(norm).add_(c2))
+            smap = num.div_(den)
+            if reduce:
+                sums[p0:p0 + per_chunk] += smap.flatten(1).sum(1, dtype=torch.float64)
+            else:
+                rows_out.append(smap)
+        if not reduce:
+            maps_out.append(torch.cat(rows_out, dim=1))
+    if reduce:
+        return sums / float(h_out * w_out)
+    return torch.cat(maps_out)
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor, *, window: str = "gaussian", sigma: float = 1.5,
-             truncate: float = 3.5, win_size: int = 7, covariance: str = "population", crop: str = "valid",
-             color: str = "rgb", k1: float = 0.01, k2: float = 0.03, dtype: str = "float32") -> torch.Tensor:
-    """The SSIM map, ``N x C x H' x W'`` (``H' = H - win + 1`` for ``crop="valid"``, else ``H``)."""
+def _prepare(pred, target, window, sigma, truncate, win_size, covariance, crop, color, dtype):
     _check_params(window, covariance, crop, color, dtype)
     check_pair(pred, target)
     x = as_unit(pred, "pred")
@@ -89,27 +143,31 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, *, window: str = "gaussia
     if min(x.shape[2:]) < k:
         raise MetricInputError(f"SSIM window ({k} px) exceeds the image ({tuple(x.shape[2:])})",
                                fix="use a smaller win_size or larger images")
-    ft = torch.float64 if dtype == "float64" else torch.float32
-    x = x.to(ft) - 0.5
-    y = y.to(ft) - 0.5
-    c = x.shape[1]
-    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    f = _filter(maps, taps, pad=(crop == "none"))
-    mx, my, mxx, myy, mxy = f[:, :c], f[:, c:2 * c], f[:, 2 * c:3 * c], f[:, 3 * c:4 * c], f[:, 4 * c:]
     norm = k * k / (k * k - 1.0) if covariance == "sample" else 1.0
-    vx = norm * (mxx - mx * mx)
-    vy = norm * (myy - my * my)
-    vxy = norm * (mxy - mx * my)
-    ux, uy = mx + 0.5, my + 0.5
-    c1, c2 = (k1 * 1.0) ** 2, (k2 * 1.0) ** 2
-    num = (2 * ux * uy + c1) * (2 * vxy + c2)
-    den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    return num / den
+    ft = torch.float64 if dtype == "float64" else torch.float32
+    return x, y, taps, norm, ft
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, **params: Any) -> torch.Tensor:
-    """Per-image SSIM, shape ``N`` (float64); parameters as :func:`ssim_map`."""
-    return ssim_map(pred, target, **params).to(torch.float64).flatten(1).mean(1)
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, *, window: str = "gaussian", sigma: float = 1.5,
+             truncate: float = 3.5, win_size: int = 7, covariance: str = "population", crop: str = "valid",
+             color: str = "rgb", k1: float = 0.01, k2: float = 0.03, dtype: str = "float32") -> torch.Tensor:
+    """The SSIM map, ``N x C x H' x W'`` (``H' = H - win + 1`` for ``crop="valid"``, else ``H``)."""
+    x, y, taps, norm, ft = _prepare(pred, target, window, sigma, truncate, win_size, covariance, crop, color, dtype)
+    n, c, h, w = x.shape
+    smap = _ssim_planes(x.reshape(n * c, h, w), y.reshape(n * c, h, w), taps, norm, crop == "none",
+                        k1 ** 2, k2 ** 2, ft, reduce=False)
+    return smap.reshape(n, c, *smap.shape[-2:])
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, *, window: str = "gaussian", sigma: float = 1.5,
+         truncate: float = 3.5, win_size: int = 7, covariance: str = "population", crop: str = "valid",
+         color: str = "rgb", k1: float = 0.01, k2: float = 0.03, dtype: str = "float32") -> torch.Tensor:
+    """Per-image SSIM, shape ``N`` (float64): the mean of the map over channels and pixels."""
+    x, y, taps, norm, ft = _prepare(pred, target, window, sigma, truncate, win_size, covariance, crop, color, dtype)
+    n, c, h, w = x.shape
+    means = _ssim_planes(x.reshape(n * c, h, w), y.reshape(n * c, h, w), taps, norm, crop == "none",
+                         k1 ** 2, k2 ** 2, ft, reduce=True)
+    return means.reshape(n, c).mean(1)
 
 
 def _check_params(window, covariance, crop, color, dtype) -> None:

@@ -48,6 +48,9 @@ class Scan:
     tuples: list[dict] = field(default_factory=list)
     list_files: list[str] = field(default_factory=list)  # relative paths of the list / annotation files read
     notes: dict = field(default_factory=dict)  # layout facts worth recording in meta.json
+    #: extra manifest tables ``{name: [row dict, ...]}`` (e.g. keypoints parsed from a CSV); rows carrying a
+    #: ``tuple_id`` or ``sample_id`` column follow the lenient filter of that tuple / sample
+    tables: dict = field(default_factory=dict)
 
 
 class Ingester(ABC):

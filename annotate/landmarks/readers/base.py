@@ -80,15 +80,17 @@ class RecordBuilder:
         self.meta: Dict[str, List] = {k: [] for k in ("image", "side", "scheme", "record", "width", "height", "score")}
         self.xy: List[np.ndarray] = []
         self.attr: List[np.ndarray] = []
+        self.points: List[np.ndarray] = []
 
     def add(self, *, image: str, side: str, scheme: str, record: str, xy: np.ndarray, attribute: np.ndarray,
-            width=None, height=None, score=None) -> None:
-        """``xy`` (n, 2) float, NaN allowed; ``attribute`` (n,) int."""
+            width=None, height=None, score=None, points=None) -> None:
+        """``xy`` (n, 2) float, NaN allowed; ``attribute`` (n,) int; ``points`` (n,) indices (default 0..n-1)."""
         for k, v in (("image", image), ("side", side), ("scheme", scheme), ("record", record),
                      ("width", width), ("height", height), ("score", score)):
             self.meta[k].append(v)
         self.xy.append(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         self.attr.append(np.asarray(attribute, dtype=np.int64).reshape(-1))
+        self.points.append(np.arange(len(self.attr[-1])) if points is None else np.asarray(points, np.int64))
 
     def build(self) -> pd.DataFrame:
         if not self.xy:
@@ -99,11 +101,10 @@ class RecordBuilder:
         xy = np.concatenate(self.xy)
         attr = np.concatenate(self.attr)
         rep = lambda vals: np.repeat(np.asarray(vals, dtype=object), counts)  # noqa: E731
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
         df = pd.DataFrame({
             "image": rep(self.meta["image"]),
             "side": rep(self.meta["side"]),
-            "point": (np.arange(len(attr)) - starts).astype(np.int16),
+            "point": np.concatenate(self.points).astype(np.int16),
             "x": xy[:, 0].astype(np.float32),
             "y": xy[:, 1].astype(np.float32),
             "attribute": attr,

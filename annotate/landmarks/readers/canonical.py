@@ -71,5 +71,8 @@ class CanonicalReader(Reader):
         df["point"] = pd.to_numeric(df["point"], errors="coerce").fillna(-1).astype(np.int64)
         df["image"] = df["image"].astype(str)
         df["source"] = str(path)
-        df["record"] = [f"line {i}" for i in lines] if lines is not None else [f"row {i}" for i in range(len(df))]
+        # one record = one (image, side); labelled by its first line (CSV) or row (Parquet)
+        first = pd.Series(lines if lines is not None else np.arange(len(df)), index=df.index)
+        first = first.groupby([df["image"], df["side"]], sort=False).transform("min")
+        df["record"] = ("line " if lines is not None else "row ") + first.astype(str)
         return df

@@ -58,6 +58,67 @@ def _prepare(d: Path) -> None:
         print_prepare_result(res)
 
 
+@step("caches")
+def _caches(d: Path) -> None:
+    """Build every cache kind of every prepared demo dataset (kinds a dataset lacks inputs for are skipped)."""
+    from vtondata.caches import KINDS
+    from vtondata.caches.store import build
+    from vtondata.errors import VtonDataError
+    from vtondata.manifest import open_manifest
+
+    # the fixtures draw VITON-HD DensePose pictures with their own colour table
+    params = {"densepose": {"cmap": "vtondata-fixture"}, "smpl-flow": {"cmap": "vtondata-fixture"}}
+    for ds in DEMO_DATASETS:
+        try:
+            m = open_manifest(ds)
+        except VtonDataError:
+            continue
+        for kind in sorted(KINDS):
+            try:
+                r = build(m, kind, params.get(kind, {}), quiet=True)
+            except VtonDataError as exc:
+                con.print(f"[yellow]{ds} {kind}[/]: {exc}")
+                continue
+            if r.skipped:
+                con.print(f"[dim]{ds} {kind}: skipped ({r.skipped})[/]")
+            else:
+                con.print(f"{ds} {kind}: {r.keys} keys, {r.rate:.0f}/s, {r.fingerprint}"
+                          + "".join(f"\n  {n}" for n in r.notes))
+
+
+@step("browse (build only)")
+def _browse(d: Path) -> None:
+    from vtondata.errors import VtonDataError
+
+    try:
+        from annotate.browse import build
+    except ImportError as exc:
+        con.print(f"[yellow]skip[/]: FiftyOne browsing not installed ({exc})")
+        return
+    os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(d / "fiftyone-db"))
+    for ds in DEMO_DATASETS:
+        if not (d / "home" / ds / "manifest" / "meta.json").exists():
+            continue
+        try:
+            con.print(build(ds, quiet=True).summary())
+        except VtonDataError as exc:
+            con.print(f"[yellow]skip {ds}[/]: {exc}")
+    con.print("open one with `vtondata browse <dataset>` (App on http://127.0.0.1:5151)")
+
+
+@step("smoke bench + leaderboard")
+def _bench(d: Path) -> None:
+    from bench.harness.run import Request, run_bench
+    from bench.leaderboard import show
+
+    # results of the demo stay in the demo directory (the repository's leaderboards/results holds real runs)
+    os.environ["VTONDATA_RESULTS"] = str(d / "leaderboards" / "results")
+    run_bench(Request(model="cpvton", dataset="viton-hd", split="test", profile="smoke", device="cpu"),
+              log=con.print)
+    show("sal_vton_table1_vitonhd", "md", d / "leaderboard_sal_vton_table1.png", echo=print)
+    con.print("smoke values are flagged not comparable (generated data, random weights, smoke schedule); "
+              "see README 'Benchmark harness' to reproduce a table on GPUs")
+
 def run(d: Path) -> None:
     d = d.resolve()
     d.mkdir(parents=True, exist_ok=True)

@@ -104,23 +104,58 @@ def read_parse(path: PathLike, encoding: Optional[str] = None, space: Optional[s
     return ids
 
 
-def read_pose(path: PathLike) -> tuple[np.ndarray, str]:
-    """``(K x 3 float32, format)``; see :func:`vtondata.pose.read_openpose`."""
+def read_pose(path: PathLike, encoding: Optional[str] = None) -> tuple[np.ndarray, str]:
+    """``(K x 3 float32, format)``; see :func:`vtondata.pose.read_openpose` (VITON ``pose/*.mat``: COCO-18)."""
     from .pose import read_openpose
 
+    if encoding == "openpose_mat" or Path(path).suffix.lower() == ".mat":
+        from .datasets.viton import read_pose_mat  # the original VITON release's per-image pose files
+
+        return read_pose_mat(path), "coco18"
     return read_openpose(path)
 
 
-def read_densepose(path_or_array, encoding: Optional[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(I uint8 H x W in 0-24, U float32 in [0, 1], V float32 in [0, 1])`` via :mod:`vtondata.densepose`."""
+def read_densepose(path_or_array, encoding: Optional[str], cmap: str = "parula"
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(I uint8 H x W in 0-24, U, V float32 in [0, 1])`` via :mod:`vtondata.densepose`.
+
+    ``path_or_array``: a file, or an ``H x W x 3`` uint8 RGB array as PIL reads it; ``encoding=None`` detects it.
+    Encodings without UV (VITON-HD ``vitonhd_dp_segm`` pictures) give U = V = NaN.
+    """
     try:
-        from .densepose import decode_iuv  # lazy: written with the DeepFashion / STRAT ingesters
+        from . import densepose as dp  # lazy: written with the DeepFashion / STRAT ingesters
     except ImportError:
         raise VtonDataError("DensePose decoding is not available in this installation (vtondata.densepose)",
                             file=path_or_array if isinstance(path_or_array, (str, Path)) else None,
                             fix="update vtondata; the densepose module ships with the DeepFashion ingester") from None
-    I, U, V = decode_iuv(path_or_array, encoding)
-    return np.asarray(I, np.uint8), np.asarray(U, np.float32), np.asarray(V, np.float32)
+    if isinstance(path_or_array, (str, Path)):
+        iuv = dp.read_iuv(path_or_array, encoding, cmap=cmap)
+    else:
+        arr = np.asarray(path_or_array)
+        iuv = dp.decode_iuv(arr, encoding or dp.detect_encoding(arr, cmap=cmap), cmap=cmap)
+    return np.asarray(iuv.i, np.uint8), np.asarray(iuv.u, np.float32), np.asarray(iuv.v, np.float32)
+
+
+def iuv_to_uint8(I: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Canonical cache form of IUV: ``H x W x 3`` uint8 ``[I, round(U*255), round(V*255)]`` (NaN UV -> 0)."""
+    u = np.nan_to_num(np.asarray(U, np.float32), nan=0.0)
+    v = np.nan_to_num(np.asarray(V, np.float32), nan=0.0)
+    return np.stack([np.asarray(I, np.uint8), np.round(np.clip(u, 0, 1) * 255).astype(np.uint8),
+                     np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)], -1)
+
+
+def resize_image(arr: np.ndarray, hw) -> np.ndarray:
+    """``H x W x C`` uint8 to ``hw = (H, W)`` with PIL bilinear (antialiased when shrinking); None keeps it."""
+    if hw is None or arr.shape[:2] == tuple(hw):
+        return arr
+    return np.asarray(Image.fromarray(arr).resize((int(hw[1]), int(hw[0])), Image.BILINEAR))
+
+
+def resize_nearest(arr: np.ndarray, hw) -> np.ndarray:
+    """Labels / masks / IUV (uint8, ``H x W`` or ``H x W x 3``) to ``hw`` with PIL nearest."""
+    if hw is None or arr.shape[:2] == tuple(hw):
+        return arr
+    return np.asarray(Image.fromarray(arr).resize((int(hw[1]), int(hw[0])), Image.NEAREST))
 
 
 def decode_asset(row, root: PathLike):
@@ -139,7 +174,7 @@ def decode_asset(row, root: PathLike):
         w, h = get("width"), get("height")
         return read_parse(path, get("encoding"), get("label_space"), w and int(w), h and int(h))
     if kind == "pose":
-        return read_pose(path)[0]
+        return read_pose(path, get("encoding"))[0]
     if kind == "densepose":
         return read_densepose(path, get("encoding"))
     return path.read_bytes()

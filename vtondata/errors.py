@@ -81,3 +81,11 @@ class WeightsMissingError(VtonDataError):
 
 class MetricInputError(VtonDataError):
     """Tensors or files given to a metric have the wrong shape, dtype, value range or pairing."""
+
+
+class BrowseError(VtonDataError):
+    """The FiftyOne database or App could not be used (the message says why: database folder, mongod, URI)."""
+
+
+class ReviewError(VtonDataError):
+    """A noise-review request or decisions file that cannot be used (columns, decisions, kinds, missing scores)."""

@@ -26,8 +26,8 @@ decoded, no per-sample decoding of colours or JSON); otherwise the raw file is d
 Fields that exist only as caches (``pose_disc``, ``smpl_flow`` ...) need the cache.
 
 Resizing (``size=(H, W)`` or ``"HxW"``): images with PIL bilinear (antialiased when shrinking); masks, parses
-and DensePose with PIL nearest; heatmaps and flow with torch bilinear (flow vectors scaled); keypoints scaled
-by ``W / w`` and ``H / h`` (missing joints stay 0). Deterministic: no randomness anywhere, so it works as is
+and DensePose with PIL nearest; heatmaps with torch bilinear (binary disc maps: nearest); flow with torch
+nearest (vectors scaled); keypoints scaled by ``W / w`` and ``H / h`` (missing joints stay 0). Deterministic: no randomness anywhere, so it works as is
 with ``DistributedSampler``.
 """
 
@@ -39,7 +39,6 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import decode
 from .errors import UnknownNameError, VtonDataError
@@ -84,6 +83,9 @@ def field_spec(name: str) -> tuple[dict, str]:
         raise UnknownNameError(f"unknown loader field {name!r}",
                                fix=f"use one of {sorted(table)} (and target_<field> for triplets)")
     spec = dict(table[base], name=name, base=base)
+    # caches to try, in order: the field's own kind, then the `decoded` cache of its role
+    spec["caches"] = ([tuple(spec["cache"])] if spec.get("cache") else []) + (
+        [("decoded", spec["role"])] if spec.get("role") and spec["type"] in ("image", "mask", "pose") else [])
     if side is None:
         side = spec["side"]
     elif spec["side"] != "person":
@@ -95,16 +97,8 @@ def field_spec(name: str) -> tuple[dict, str]:
 # ----------------------------------------------------------------------------- resizing helpers
 
 
-def _resize_image(arr: np.ndarray, hw) -> np.ndarray:
-    if hw is None or arr.shape[:2] == tuple(hw):
-        return arr
-    return np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.BILINEAR))
-
-
-def _resize_nearest(arr: np.ndarray, hw) -> np.ndarray:
-    if hw is None or arr.shape[:2] == tuple(hw):
-        return arr
-    return np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.NEAREST))
+_resize_image = decode.resize_image
+_resize_nearest = decode.resize_nearest
 
 
 def _resize_chw(t: torch.Tensor, hw, mode: str = "bilinear") -> torch.Tensor:
@@ -168,28 +162,46 @@ class VtonDataset(torch.utils.data.Dataset):
             item = {"tuple_id": t.tuple_id}
             for s in SIDES:
                 item[s] = _none(getattr(t, s, None))
+            src = {}
             for spec, side in self._specs:
-                if spec.get("cache") and spec["cache"][0] in self._caches:
-                    continue
-                sid = None if side == "tuple" else item.get(side)
-                if sid is None or spec.get("role") is None or spec["role"] not in self._assets.get(sid, {}):
+                key = item["tuple_id"] if side == "tuple" else item.get(side)
+                src[spec["name"]] = self._source(spec, key)
+                if src[spec["name"]] is False:
                     missing[spec["name"]] = missing.get(spec["name"], 0) + 1
+            item["_src"] = src
             self.items.append(item)
         if missing:
             specs = {s["name"]: s for s, _ in self._specs}
-            kinds = sorted({specs[n]["cache"][0] for n in missing if specs[n].get("cache")})
+            kinds = sorted({c[0] for n in missing for c in specs[n]["caches"] if c[0] != "decoded"})
             how = (" ; ".join(f"`vtondata cache build --kind {k} --dataset {self.dataset}`" for k in kinds)
                    if kinds else "choose fields this dataset ships (see `vtondata info`)")
             raise VtonDataError(f"{self.dataset} {split}/{setting}: field(s) unavailable (tuples lacking them): "
                                 + ", ".join(f"{k}: {v}/{len(self.items)}" for k, v in sorted(missing.items())),
                                 file=manifest.dir / "assets.parquet", fix=how)
 
+    def _source(self, spec: dict, key: Optional[str]):
+        """The cache (kind, array) holding ``key``'s field, None for the raw file, False when neither exists."""
+        if key is None:
+            return False
+        for kind, array in spec["caches"]:
+            r = self._caches.get(kind)
+            if r is not None and r.has(key, array):
+                return (kind, array)
+        if spec.get("role") is not None and spec["role"] in self._assets.get(key, {}):
+            return None
+        return False
+
+    def sources(self) -> dict:
+        """Field -> where its values come from for the first item (``"raw"`` or the cache kind)."""
+        if not self.items:
+            return {}
+        return {n: ("raw" if v is None else v[0]) for n, v in self.items[0]["_src"].items()}
+
     def __len__(self) -> int:
         return len(self.items)
 
     def __repr__(self) -> str:
-        src = {n: ("cache" if s.get("cache") and s["cache"][0] in self._caches else "raw") for s, _ in self._specs
-               for n in [s["name"]]}
+        src = self.sources()
         return (f"VtonDataset({self.dataset!r}, split={self.split!r}, setting={self.setting!r}, n={len(self)}, "
                 f"size={self.size}, fields={src})")
 
@@ -204,15 +216,11 @@ class VtonDataset(torch.utils.data.Dataset):
     def _frame_hw(self, sid: str) -> Optional[tuple[int, int]]:
         return self._frame.get(sid)
 
-    def _cached(self, spec: dict, key: str):
-        kind, array = spec["cache"]
-        return self._caches[kind].get(key, array)
-
     def _field(self, spec: dict, side: str, item: dict):
         ftype, hw = spec["type"], self.size
         key = item["tuple_id"] if side == "tuple" else item[side]
-        use_cache = bool(spec.get("cache")) and spec["cache"][0] in self._caches
-        arr = self._cached(spec, key) if use_cache else None
+        where = item["_src"][spec["name"]]
+        arr = None if where is None else self._caches[where[0]].get(key, where[1])
         rec = None
         if arr is None:
             rec = self._assets[key][spec["role"]]
@@ -227,7 +235,7 @@ class VtonDataset(torch.utils.data.Dataset):
             arr = arr[0] if arr.ndim == 3 else arr
             return _mask_tensor(_resize_nearest(arr.astype(np.uint8, copy=False), hw))
         if ftype == "parse":
-            space = rec[2] if rec else self._caches[spec["cache"][0]].label_space(key, spec["cache"][1])
+            space = rec[2] if rec else self._caches[where[0]].label_space(key, where[1])
             if arr is None:
                 fh = self._frame_hw(key) or (None, None)
                 arr = decode.read_parse(path, rec[1], rec[2], rec[3] or fh[1], rec[4] or fh[0])
@@ -236,7 +244,7 @@ class VtonDataset(torch.utils.data.Dataset):
                 arr = lut[arr]
             return torch.from_numpy(_writable(_resize_nearest(arr, hw))).long()
         if ftype == "pose":
-            kp = decode.read_pose(path)[0] if arr is None else arr
+            kp = decode.read_pose(path, rec[1])[0] if arr is None else arr
             kp = np.array(kp, np.float32)
             fh = self._frame_hw(key)
             if hw is not None and fh is not None and tuple(fh) != tuple(hw):
@@ -246,15 +254,14 @@ class VtonDataset(torch.utils.data.Dataset):
             return torch.from_numpy(kp)
         if ftype == "densepose":
             if arr is None:
-                I, U, V = decode.read_densepose(path, rec[1])
-                arr = np.stack([I, np.round(U * 255), np.round(V * 255)], -1).astype(np.uint8)
+                arr = decode.iuv_to_uint8(*decode.read_densepose(path, rec[1]))
             arr = _resize_nearest(arr, hw)
             t = torch.from_numpy(_writable(arr)).permute(2, 0, 1).float()
             t[1:] /= 255.0
             return t
         if ftype == "maps":
             t = torch.from_numpy(_writable(arr)).float()  # caches store values in [0, 1]
-            return _resize_chw(t, hw)
+            return _resize_chw(t, hw, "nearest" if arr.dtype == bool else "bilinear")
         if ftype == "flow":
             t = torch.from_numpy(_writable(arr)).float()
             if hw is not None and tuple(t.shape[-2:]) != tuple(hw):
@@ -280,7 +287,7 @@ def _open_caches(manifest: Manifest, specs, caches) -> dict:
     """kind -> reader for the cache kinds the fields can use (``caches``: "auto", False, or {kind: fingerprint})."""
     if caches is False or caches is None:
         return {}
-    kinds = sorted({s["cache"][0] for s, _ in specs if s.get("cache")})
+    kinds = sorted({c[0] for s, _ in specs for c in s["caches"]})
     if not kinds:
         return {}
     try:
@@ -292,7 +299,7 @@ def _open_caches(manifest: Manifest, specs, caches) -> dict:
         fp = caches.get(kind) if isinstance(caches, dict) else None
         if isinstance(caches, dict) and kind not in caches:
             continue
-        reader = open_reader(manifest, kind, fingerprint=fp)
+        reader = open_reader(manifest, kind, fp)
         if reader is not None:
             out[kind] = reader
     return out

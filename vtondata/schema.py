@@ -40,6 +40,10 @@ with pandas) and one JSON record:
 table / split / role / setting, the input fingerprint, creation time (UTC ISO 8601), the options and the
 validation summary.
 
+Ingesters may add extra tables (``Scan.tables``; rows of dropped samples / tuples are filtered like the core
+tables): ``keypoints.parquet`` and ``inshop_annotations.parquet`` (DeepFashion, by ``sample_id``),
+``strat_params.parquet`` (STRAT vertices and homographies, by ``tuple_id``).
+
 Later tables join by ``asset_id`` / ``sample_id``: ``landmarks.parquet`` (annotate), derived splits under
 ``<out>/splits/`` and caches under ``<out>/caches/``.
 """

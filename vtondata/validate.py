@@ -43,6 +43,9 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
         for f in pr.findings:
             report.findings.append(f)
         rows.append(row)
+    after_probe = getattr(ingester, "after_probe", None)  # optional ingester hook on the probed rows
+    if after_probe is not None:
+        after_probe(specs, rows, report)
     image_size = _check_sizes(ingester, specs, rows, report)
     _check_duplicates(rows, report)
     _check_split_sizes(ingester, scan, report)
@@ -110,6 +113,13 @@ def _check_duplicates(rows, report: Report) -> None:
         examples = "; ".join(" = ".join(sorted(paths[k])[:2]) for k in dups[:3])
         report.warn("train-test-duplicates", f"{len(dups)} images appear in both train and test (by content hash), "
                     f"e.g. {examples}", fix="exclude them from training when you report test scores")
+        split_of = {(r["split"], r["path"]) for r in rows if r.get("hash") and r["role"] in ("person", "garment")}
+        for k in dups:  # name every one (the report file lists them all): the test file and its train twins
+            test = sorted({p for p in paths[k] if ("test", p) in split_of})
+            train = sorted({p for p in paths[k] if ("train", p) in split_of})
+            report.warn("train-test-duplicate", f"this test {k[0]} has the same bytes as train "
+                        f"{', '.join(train[:3])}{' ...' if len(train) > 3 else ''}", file=test[0],
+                        fix="exclude the train copy from training when you report test scores")
     else:
         report.good("duplicates", "no image appears in both train and test")
 

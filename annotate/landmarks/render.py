@@ -40,7 +40,8 @@ def default_radius(height: int) -> int:
 
 
 def gaussian_heatmaps(xy: ArrayLike, valid: Optional[ArrayLike] = None, *, size: Tuple[int, int],
-                      stride: int = 1, sigma: float = 2.0, truncate: Optional[float] = None) -> torch.Tensor:
+                      stride: int = 1, sigma: float = 2.0, truncate: Optional[float] = None,
+                      out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per-point Gaussian heatmaps.
 
     Args:
@@ -49,6 +50,8 @@ def gaussian_heatmaps(xy: ArrayLike, valid: Optional[ArrayLike] = None, *, size:
         stride: heatmap stride s; output is (N, K, H // s, W // s).
         sigma: Gaussian sigma in heatmap cells.
         truncate: if given, zero outside a square window of ``truncate * sigma`` cells (HRNet uses 3).
+        out: optional float32 tensor (N, K, H // s, W // s) to write into; reusing one across batches
+            saves the page faults of a fresh allocation (64 x 32 x 256 x 192 floats are 400 MB).
     Returns:
         float32 tensor in [0, 1]; exp(-((j - x/s)^2 + (i - y/s)^2) / (2 sigma^2)). Computed as an outer
         product of two 1-D Gaussians (separable), so the cost is one multiply per output cell.
@@ -67,6 +70,8 @@ def gaussian_heatmaps(xy: ArrayLike, valid: Optional[ArrayLike] = None, *, size:
         gx = gx * (dx.abs() <= truncate * sigma)
         gy = gy * (dy.abs() <= truncate * sigma)
     gx = gx * ok[..., None]
+    if out is not None:
+        return torch.mul(gy[..., :, None], gx[..., None, :], out=out)
     return gy[..., :, None] * gx[..., None, :]
 
 

@@ -33,6 +33,15 @@ COLUMNS = ["image", "side", "point", "x", "y", "attribute", "scheme"]
 MANIFEST_COLUMNS = ["asset_id", "side", "point", "x", "y", "attribute"]
 
 
+def categorical(values, counts=None) -> pd.Categorical:
+    """Per-record values (one per record) repeated ``counts`` times, as a categorical column: building and
+    grouping 1.9 M string rows costs seconds, 60,000 categories a few milliseconds."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    if counts is not None:
+        codes = np.repeat(codes, counts)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+
+
 def from_arrays(images: Sequence[str], sides: Sequence[str], xy: np.ndarray, attribute: np.ndarray,
                 scheme: str = "sal32", *, widths=None, heights=None, scores=None,
                 source: Optional[str] = None, records: Optional[Sequence[str]] = None) -> pd.DataFrame:
@@ -44,13 +53,13 @@ def from_arrays(images: Sequence[str], sides: Sequence[str], xy: np.ndarray, att
         raise ValueError(f"xy must be (N, K, 2) = ({n}, {k}, 2), got {xy.shape}")
     rep = lambda a: np.repeat(np.asarray(a), k)  # noqa: E731
     df = pd.DataFrame({
-        "image": rep(images),
-        "side": rep(sides),
+        "image": categorical(list(images), k),
+        "side": categorical(list(sides), k),
         "point": np.tile(np.arange(k, dtype=np.int16), n),
         "x": xy[..., 0].reshape(-1).astype(np.float32),
         "y": xy[..., 1].reshape(-1).astype(np.float32),
         "attribute": attribute.reshape(-1).astype(np.int64),
-        "scheme": scheme,
+        "scheme": categorical([scheme] * n, k),
     })
     if widths is not None:
         df["width"] = rep(widths).astype(np.float64)
@@ -58,15 +67,19 @@ def from_arrays(images: Sequence[str], sides: Sequence[str], xy: np.ndarray, att
     if scores is not None:
         df["score"] = rep(scores).astype(np.float64)
     if source is not None:
-        df["source"] = source
+        df["source"] = categorical([source] * n, k)
     if records is not None:
-        df["record"] = rep(records)
+        df["record"] = categorical(list(records), k)
     return df
 
 
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
     """Sort by (scheme, image, side, point), set canonical dtypes, blank coordinates of absent points."""
     out = df.copy()
+    for c in ("image", "side", "scheme"):
+        if isinstance(out[c].dtype, pd.CategoricalDtype):   # canonical order = lexical, not first appearance
+            out[c] = out[c].cat.remove_unused_categories()
+            out[c] = out[c].cat.reorder_categories(sorted(out[c].cat.categories, key=str))
     out["point"] = out["point"].astype(np.int16)
     out["attribute"] = out["attribute"].astype(np.int8)
     out["x"] = out["x"].astype(np.float32)

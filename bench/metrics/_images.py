@@ -21,8 +21,9 @@ from vtondata.errors import MetricInputError
 _TOL = 1e-4
 
 
-def as_unit(x: torch.Tensor, name: str = "pred") -> torch.Tensor:
-    """Validate an ``N x C x H x W`` image batch and return float32 in [0, 1] on the same device."""
+def as_unit(x: torch.Tensor, name: str = "pred", dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Validate an ``N x C x H x W`` image batch; float in [0, 1] on the same device (float32, or
+    float64 when given float64; ``dtype`` forces one, converting uint8 exactly)."""
     if not isinstance(x, torch.Tensor):
         raise MetricInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}",
                                fix="convert with torch.as_tensor(...).permute(0, 3, 1, 2)")
@@ -33,9 +34,9 @@ def as_unit(x: torch.Tensor, name: str = "pred") -> torch.Tensor:
         raise MetricInputError(f"{name} must have 1 or 3 channels in dim 1, got shape {tuple(x.shape)}",
                                fix="pass channels first (N x C x H x W)")
     if x.dtype == torch.uint8:
-        return x.to(torch.float32) / 255.0
+        return x.to(dtype or torch.float32) / 255.0
     if x.dtype == torch.bool:
-        return x.to(torch.float32)
+        return x.to(dtype or torch.float32)
     if not torch.is_floating_point(x):
         raise MetricInputError(f"{name} must be uint8 or floating point, got {x.dtype}")
     if x.numel():
@@ -46,7 +47,9 @@ def as_unit(x: torch.Tensor, name: str = "pred") -> torch.Tensor:
             raise MetricInputError(
                 f"{name} has values in [{lo:.4g}, {hi:.4g}]; float images must be in [0, 1]",
                 fix="pass uint8 tensors, or map [-1, 1] with (x + 1) / 2 and [0, 255] with x / 255")
-    return x.to(torch.float32)
+    if dtype is not None:
+        return x.to(dtype)
+    return x if x.dtype == torch.float64 else x.to(torch.float32)
 
 
 def check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -83,7 +86,7 @@ def gray_pil(x: torch.Tensor) -> torch.Tensor:
         return to_levels(x)
     v = torch.round(x * 255.0).to(torch.int64)
     lum = (v[:, 0] * 19595 + v[:, 1] * 38470 + v[:, 2] * 7471 + 0x8000) >> 16
-    return (lum.to(torch.float32) / 255.0).unsqueeze(1)
+    return (lum.to(x.dtype) / 255.0).unsqueeze(1)
 
 
 _PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}

@@ -96,6 +96,7 @@ class Metric(abc.ABC):
         self._state_specs: Dict[str, str] = {}
         self._state_defaults: Dict[str, Any] = {}
         self.preset: Optional[str] = None
+        self.display_scale: float = 1.0
         self.comparable: bool = True
         self.notes: List[str] = []
 
@@ -136,19 +137,29 @@ class Metric(abc.ABC):
         """The (synchronised, under torch.distributed) state: sums as tensors, cat slots concatenated."""
         out: Dict[str, Any] = {}
         active = _dist_active()
+        shapes: Dict[str, tuple] = {}
+        if active:
+            # a rank that saw no data still holds the scalar default of a vector sum: agree on shapes
+            import torch.distributed as dist
+
+            local = {n: tuple(getattr(self, n).shape) for n, r in self._state_specs.items() if r == "sum"}
+            every: List[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(every, local)
+            for name in local:
+                shapes[name] = max((e[name] for e in every), key=lambda s: math.prod(s))
         for name, reduce in self._state_specs.items():
             cur = getattr(self, name)
             if reduce == "sum":
                 if active:
                     import torch.distributed as dist
 
-                    t = cur.to(_comm_device()).clone()
+                    t = cur.to(_comm_device()).expand(shapes[name]).clone()
                     dist.all_reduce(t)
                     cur = t.to(cur.device)
                 out[name] = cur
             else:
-                local = torch.cat(cur, dim=0) if cur else None
-                out[name] = gather_rows(local) if active else local
+                local_rows = torch.cat(cur, dim=0) if cur else None
+                out[name] = gather_rows(local_rows) if active else local_rows
         return out
 
     # ------------------------------------------------------------------ api
@@ -163,8 +174,15 @@ class Metric(abc.ABC):
         if self.compute_on_rank0 and _dist_active():
             import torch.distributed as dist
 
-            box = [self._compute(state) if dist.get_rank() == 0 else None]
+            box: List[Any] = [None]
+            if dist.get_rank() == 0:
+                try:
+                    box[0] = self._compute(state)
+                except Exception as exc:  # every rank raises it, none waits forever
+                    box[0] = exc
             dist.broadcast_object_list(box, src=0)
+            if isinstance(box[0], Exception):
+                raise box[0]
             result = box[0]
         else:
             result = self._compute(state)
@@ -176,6 +194,7 @@ class Metric(abc.ABC):
         stamped["preset"] = self.preset
         stamped["comparable"] = bool(self.comparable and result.get("comparable", True))
         stamped["higher_is_better"] = self.higher_is_better
+        stamped["display_scale"] = self.display_scale
         stamped["params"] = self.params()
         if self.notes:
             stamped["notes"] = list(self.notes)
@@ -184,6 +203,9 @@ class Metric(abc.ABC):
     def params(self) -> Dict[str, Any]:
         """The parameters that change the number (recorded with every result)."""
         return {}
+
+    def prepare(self, device: Optional[torch.device] = None) -> None:
+        """Load networks / weights now (learned metrics), so missing weights stop a run before it starts."""
 
     @abc.abstractmethod
     def _update(self, pred, target, **ctx) -> None:

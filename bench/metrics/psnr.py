@@ -29,8 +29,8 @@ from vtondata.errors import MetricInputError
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB, shape ``N`` (float64). Inputs as the module docstring."""
     check_pair(pred, target)
-    p = as_unit(pred, "pred").to(torch.float64)
-    t = as_unit(target, "target").to(torch.float64)
+    p = as_unit(pred, "pred", torch.float64)
+    t = as_unit(target, "target", torch.float64)
     mse = ((p - t) ** 2).flatten(1).mean(1)
     return 10.0 * torch.log10(1.0 / mse)
 
@@ -60,8 +60,8 @@ class PSNR(Metric):
         self._add("total", values.sum())
         self._add("total_sq", (values ** 2).sum())
         self._add("count", torch.tensor(float(values.numel()), device=values.device))
-        p = as_unit(pred, "pred").to(torch.float64)
-        t = as_unit(target, "target").to(torch.float64)
+        p = as_unit(pred, "pred", torch.float64)
+        t = as_unit(target, "target", torch.float64)
         self._add("sq_err", ((p - t) ** 2).sum())
         self._add("n_values", torch.tensor(float(p.numel()), device=p.device))
 

@@ -26,7 +26,7 @@ Example::
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -134,8 +134,9 @@ def _ssim_planes(x: torch.Tensor, y: torch.Tensor, taps: Tuple[float, ...], norm
 def _prepare(pred, target, window, sigma, truncate, win_size, covariance, crop, color, dtype):
     _check_params(window, covariance, crop, color, dtype)
     check_pair(pred, target)
-    x = as_unit(pred, "pred")
-    y = as_unit(target, "target")
+    ft = torch.float64 if dtype == "float64" else torch.float32
+    x = as_unit(pred, "pred", ft)
+    y = as_unit(target, "target", ft)
     if color == "gray-pil":
         x, y = gray_pil(x), gray_pil(y)
     taps = _taps(window, float(sigma), float(truncate), int(win_size))
@@ -144,7 +145,6 @@ def _prepare(pred, target, window, sigma, truncate, win_size, covariance, crop, 
         raise MetricInputError(f"SSIM window ({k} px) exceeds the image ({tuple(x.shape[2:])})",
                                fix="use a smaller win_size or larger images")
     norm = k * k / (k * k - 1.0) if covariance == "sample" else 1.0
-    ft = torch.float64 if dtype == "float64" else torch.float32
     return x, y, taps, norm, ft
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +26,12 @@ def prepared(vitonhd_root, tmp_path_factory):
 def test_import_vtondata_is_light():
     import subprocess
 
-    code = "import sys, vtondata; assert 'torch' not in sys.modules; assert callable(vtondata.load)"
+    code = "import sys, vtondata; assert 'torch' not in sys.modules and 'vtondata.loader' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+    import vtondata
+    from vtondata.loader import load
+
+    assert vtondata.load is load
 
 
 def test_default_fields_native_size(prepared, vitonhd_root):
@@ -122,3 +125,75 @@ def test_errors(prepared):
         vtondata.load("viton-hd", "train", manifest=prepared, fields=["pose_disc"], caches=False)
     with pytest.raises(VtonDataError, match="not 'mpv'"):
         vtondata.load("mpv", "train", manifest=prepared)
+
+
+_TORCHRUN_SCRIPT = """
+import os, sys
+from vtondata.caches import store
+from vtondata.manifest import open_manifest
+
+r = store.build(open_manifest(manifest_dir=sys.argv[1]), "pose-maps", quiet=True, chunk_size=1)
+assert r.shard == (int(os.environ["RANK"]), 2), r.shard
+print("rank", os.environ["RANK"], "built", r.chunks_built, "of", r.chunks_total)
+"""
+
+
+@pytest.mark.distributed
+def test_torchrun_two_processes_shard_identically(vitonhd_root, tmp_path):
+    """`torchrun --nproc-per-node 2` on CPU: each rank builds its chunks; the result equals one process."""
+    import subprocess
+
+    import vtondata
+    from vtondata.caches import store
+    from vtondata.manifest import open_manifest
+    from vtondata.prepare import prepare
+
+    prepare("viton-hd", vitonhd_root, out=tmp_path / "one", quiet=True)
+    prepare("viton-hd", vitonhd_root, out=tmp_path / "two", quiet=True)
+    one = store.build(open_manifest(manifest_dir=tmp_path / "one" / "manifest"), "pose-maps", quiet=True,
+                      chunk_size=1)
+    script = tmp_path / "shard_build.py"
+    script.write_text(_TORCHRUN_SCRIPT)
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), str(tmp_path / "two" / "manifest")], capture_output=True, text=True,
+                          env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    built = [int(line.split()[3]) for line in proc.stdout.splitlines() if line.startswith("rank")]
+    assert sorted(built) == [one.chunks_total // 2, one.chunks_total - one.chunks_total // 2]
+    two = open_manifest(manifest_dir=tmp_path / "two" / "manifest")
+    d2 = store.cache_dir(two, "pose-maps", one.fingerprint)
+
+    def files(d):
+        return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+                if p.is_file() and not p.name.startswith(".")}
+
+    assert files(d2) == files(one.dir)
+    ds = vtondata.load(None, "train", manifest=two.dir, fields=["pose_disc", "limb_mask"])
+    assert ds.sources() == {"pose_disc": "pose-maps", "limb_mask": "pose-maps"} and ds[0]["pose_disc"].shape[0] == 18
+
+
+def test_viton_original_mat_files(tmp_path):
+    """VITON's original release: parses and poses in MATLAB files, decoded by the VITON readers."""
+    import vtondata
+    from vtondata.errors import UnknownNameError
+    from vtondata.fixtures import make_fixture
+    from vtondata.prepare import prepare
+
+    try:
+        root = make_fixture("viton", tmp_path / "viton", n=6, size="256x192", layout="original")
+    except UnknownNameError as exc:
+        pytest.skip(f"VITON fixture not available: {exc}")
+    from vtondata.datasets.viton import read_pose_mat, read_segment_mat
+
+    prepare("viton", root, out=tmp_path / "out", quiet=True)
+    ds = vtondata.load("viton", "train", manifest=tmp_path / "out", fields=["person", "parse", "pose"],
+                       size="128x96")
+    x = ds[0]
+    stem = x["person_id"].rsplit("/", 1)[1]
+    seg = read_segment_mat(root / "segment" / f"{stem}.mat", 192, 256)
+    np.testing.assert_array_equal(x["parse"].numpy(), np.asarray(Image.fromarray(seg).resize((96, 128), Image.NEAREST)))
+    kp = read_pose_mat(root / "pose" / f"{stem}.mat")
+    vis = (kp[:, 0] != 0) | (kp[:, 1] != 0)
+    np.testing.assert_allclose(x["pose"].numpy()[vis, :2], kp[vis, :2] * 0.5, rtol=1e-6)

@@ -8,7 +8,6 @@ Label names: ``garment`` / ``person`` (prefixed ``<scheme>-`` when a file mixes 
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
@@ -111,6 +110,3 @@ def write_cvat(df: pd.DataFrame, out_dir: Union[str, Path]) -> List[Path]:
     b = write_json(out_dir / "cvat_labels.json", cvat_labels(df), indent=1)
     return [a, b]
 
-
-def label_spec_json(df: pd.DataFrame) -> str:
-    return json.dumps(cvat_labels(df), indent=1)

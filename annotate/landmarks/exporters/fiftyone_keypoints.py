@@ -1,8 +1,8 @@
 """FiftyOne ``Keypoints`` for the browse app (fiftyone is imported only when these are called).
 
 One ``fo.Keypoint`` per record: ``label`` = side, ``points`` = K (x, y) in relative [0, 1] coordinates
-(``(nan, nan)`` for absent points, FiftyOne's convention), and the custom attributes ``attributes``
-(the K codes), ``scheme`` and ``names``. ``skeleton(scheme)`` gives the matching ``fo.KeypointSkeleton``.
+(``(nan, nan)`` for absent points, FiftyOne's convention), and the custom attributes ``attribute_codes``
+(the K codes), ``scheme`` and ``point_names``. ``skeleton(scheme)`` gives the matching ``fo.KeypointSkeleton``.
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def to_fiftyone_keypoints(df: pd.DataFrame) -> Dict[str, "object"]:
             if "score" in keys.columns and np.isfinite(r["score"]):
                 kw["confidence"] = [float(r["score"])] * d.num_points
             kp = fo.Keypoint(label=r["side"], points=[tuple(p) for p in rel[i].tolist()],
-                             attributes=attr[i].tolist(), scheme=scheme, names=list(d.names), **kw)
+                             attribute_codes=attr[i].tolist(), scheme=scheme, point_names=list(d.names), **kw)
             out.setdefault(str(r["image"]), []).append(kp)
     return {img: fo.Keypoints(keypoints=kps) for img, kps in out.items()}
 
 
 def record_points(kp) -> Tuple[np.ndarray, np.ndarray]:
     """Inverse helper for tests and the browse app: relative points (K, 2) and attribute codes (K,)."""
-    return np.asarray(kp.points, dtype=np.float64), np.asarray(kp["attributes"], dtype=np.int64)
+    return np.asarray(kp.points, dtype=np.float64), np.asarray(kp["attribute_codes"], dtype=np.int64)

@@ -17,6 +17,7 @@ import pandas as pd
 from vtondata.errors import UnknownNameError
 
 from ..definition import SIDES
+from ..table import categorical
 
 _READERS: Dict[str, "Reader"] = {}
 
@@ -100,22 +101,21 @@ class RecordBuilder:
         counts = np.array([len(a) for a in self.attr])
         xy = np.concatenate(self.xy)
         attr = np.concatenate(self.attr)
-        rep = lambda vals: np.repeat(np.asarray(vals, dtype=object), counts)  # noqa: E731
         df = pd.DataFrame({
-            "image": rep(self.meta["image"]),
-            "side": rep(self.meta["side"]),
+            "image": categorical(self.meta["image"], counts),
+            "side": categorical(self.meta["side"], counts),
             "point": np.concatenate(self.points).astype(np.int16),
             "x": xy[:, 0].astype(np.float32),
             "y": xy[:, 1].astype(np.float32),
             "attribute": attr,
-            "scheme": rep(self.meta["scheme"]),
+            "scheme": categorical(self.meta["scheme"], counts),
         })
         for k in ("width", "height", "score"):
             vals = self.meta[k]
             if any(v is not None for v in vals):
                 df[k] = np.repeat(np.array([np.nan if v is None else float(v) for v in vals]), counts)
-        df["source"] = self.source
-        df["record"] = rep(self.meta["record"])
+        df["source"] = categorical([self.source] * len(counts), counts)
+        df["record"] = categorical(self.meta["record"], counts)
         return df
 
 

@@ -57,11 +57,13 @@ class CanonicalReader(Reader):
                                   fix="columns: image, side, point, x, y, attribute[, scheme]")
         if "image" not in df.columns:
             df["image"] = df["asset_id"].astype(str)
-        sides = df["side"].map(side_word)
-        if sides.isna().any():
-            i = int(np.flatnonzero(sides.isna().to_numpy())[0])
-            raise PoseFormatError(bad_side_message(df["side"].iloc[i]), file=path, line=None if lines is None else int(lines[i]))
-        df["side"] = sides
+        codes, raw_sides = pd.factorize(df["side"].astype(str))         # map the few distinct words, not every row
+        mapped = [side_word(v) for v in raw_sides]
+        if None in mapped:
+            bad = mapped.index(None)
+            i = int(np.flatnonzero(codes == bad)[0])
+            raise PoseFormatError(bad_side_message(raw_sides[bad]), file=path, line=None if lines is None else int(lines[i]))
+        df["side"] = np.asarray(mapped, dtype=object)[codes]
         if "scheme" not in df.columns:
             df["scheme"] = scheme or "sal32"
         else:
@@ -70,9 +72,12 @@ class CanonicalReader(Reader):
         df["attribute"] = np.where(np.isfinite(att), att, -1).astype(np.int64)
         df["point"] = pd.to_numeric(df["point"], errors="coerce").fillna(-1).astype(np.int64)
         df["image"] = df["image"].astype(str)
-        df["source"] = str(path)
+        for c in ("image", "side", "scheme"):
+            df[c] = df[c].astype("category")
         # one record = one (image, side); labelled by its first line (CSV) or row (Parquet)
-        first = pd.Series(lines if lines is not None else np.arange(len(df)), index=df.index)
-        first = first.groupby([df["image"], df["side"]], sort=False).transform("min")
-        df["record"] = ("line " if lines is not None else "row ") + first.astype(str)
+        gid = df.groupby(["image", "side"], sort=False, observed=True).ngroup().to_numpy()
+        first_row = pd.Series(np.arange(len(df))).groupby(gid).min().to_numpy()
+        labels = [f"line {lines[i]}" for i in first_row] if lines is not None else [f"row {i}" for i in first_row]
+        df["record"] = pd.Categorical.from_codes(gid, categories=pd.Index(labels, dtype=object))
+        df["source"] = pd.Categorical.from_codes(np.zeros(len(df), np.int64), categories=pd.Index([str(path)], dtype=object))
         return df

@@ -18,6 +18,7 @@ import pandas as pd
 from vtondata.errors import PoseFormatError
 
 from ..definition import definition_names, load_definition, scheme_for_point_count
+from ..table import from_arrays
 from .base import Reader, RecordBuilder, bad_side_message, read_head, register, side_word
 
 _COCO_KEYS = ('"images"', '"annotations"', '"categories"', '"info"', '"licenses"')
@@ -59,8 +60,8 @@ class CocoReader(Reader):
             sc = sc if sc in definition_names() else (scheme or (scheme_for_point_count(len(c["keypoints"]))
                                                                   if c.get("keypoints") else None))
             cats[c["id"]] = (side, sc)
-        b = RecordBuilder(str(path))
-        lut_cache = {}
+        # pass 1 (Python, cheap): validate ids and group annotations by (keypoint count, scheme)
+        groups = {}
         for a in data["annotations"]:
             rec = f"annotation id {a.get('id')}"
             if a.get("image_id") not in images:
@@ -69,28 +70,40 @@ class CocoReader(Reader):
             if a.get("category_id") not in cats:
                 raise PoseFormatError(f"{rec}: category_id {a.get('category_id')!r} is not in 'categories'",
                                       file=path, fix="add the category (garment / person)")
-            im = images[a["image_id"]]
-            side, sc = cats[a["category_id"]]
-            kp = np.asarray(a.get("keypoints", []), dtype=np.float64)
-            n = len(kp) // 3
-            sc = sc or scheme or scheme_for_point_count(n)
-            kp = kp[: 3 * n].reshape(n, 3)
-            if "attributes" in a:
-                attr = np.asarray(a["attributes"], dtype=np.float64)[:n]
-                attr = np.where(np.isfinite(attr), attr, -1).astype(np.int64)
-                if len(attr) < n:
-                    attr = np.concatenate([attr, -np.ones(n - len(attr), np.int64)])
-            else:
-                key = (sc, side)
-                if key not in lut_cache:
-                    lut_cache[key] = load_definition(sc).side(side).lut_from_coco()
-                v = kp[:, 2].astype(np.int64)
-                ok = (v >= 0) & (v <= 2)
-                attr = np.where(ok, lut_cache[key][np.clip(v, 0, 2)], v)  # bad v stays visible to the checks
-            xy = kp[:, :2].copy()
+            n = len(a.get("keypoints", [])) // 3
+            sc = cats[a["category_id"]][1] or scheme or scheme_for_point_count(n)
+            groups.setdefault((n, sc), []).append(a)
+        # pass 2 (NumPy): one dense array per group
+        parts = []
+        for (n, sc), anns in groups.items():
+            kp = np.asarray([a["keypoints"][: 3 * n] for a in anns], dtype=np.float64).reshape(len(anns), n, 3)
+            sides = np.array([cats[a["category_id"]][0] for a in anns], dtype=object)
+            v = kp[..., 2].astype(np.int64)
+            attr = np.empty_like(v)
+            for side in ("garment", "person"):
+                m = sides == side
+                if m.any():
+                    lut = load_definition(sc).side(side).lut_from_coco()
+                    vv = v[m]
+                    attr[m] = np.where((vv >= 0) & (vv <= 2), lut[np.clip(vv, 0, 2)], vv)  # bad v stays visible
+            for i, a in enumerate(anns):                      # our lossless extension wins when present
+                if "attributes" in a:
+                    ext = np.full(n, -1.0)
+                    vals = np.asarray(a["attributes"], dtype=np.float64)[:n]
+                    ext[: len(vals)] = vals
+                    attr[i] = np.where(np.isfinite(ext), ext, -1).astype(np.int64)
+            xy = kp[..., :2].copy()
             xy[attr == 0] = np.nan
-            b.add(image=im.get("file_name", str(a["image_id"])), side=side, scheme=sc,
-                  record=f"{rec} ({im.get('file_name', a['image_id'])})", xy=xy, attribute=attr,
-                  width=im.get("width"), height=im.get("height"), score=a.get("score"))
-        return b.build()
-
+            ims = [images[a["image_id"]] for a in anns]
+            names = [im.get("file_name", str(a["image_id"])) for im, a in zip(ims, anns)]
+            has_size = any("width" in im for im in ims)
+            scores = [a.get("score", np.nan) for a in anns]
+            parts.append(from_arrays(
+                names, sides, xy, attr, sc,
+                widths=[im.get("width", np.nan) for im in ims] if has_size else None,
+                heights=[im.get("height", np.nan) for im in ims] if has_size else None,
+                scores=scores if any(np.isfinite(scores)) else None, source=str(path),
+                records=[f"annotation id {a.get('id')} ({nm})" for a, nm in zip(anns, names)]))
+        if not parts:
+            return RecordBuilder(str(path)).build()
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

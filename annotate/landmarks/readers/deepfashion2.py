@@ -83,6 +83,6 @@ class DeepFashion2Reader(Reader):
                     attr = np.where((v >= 0) & (v <= 2), lut_cache[key][np.clip(v, 0, 2)], v)
                 xy = kp[:, :2].copy()
                 xy[attr == 0] = np.nan
-                b.add(image=image, side=side, scheme=sc, record=f"{f.name}:{it}", xy=xy, attribute=attr,
+                b.add(image=image, side=side, scheme=sc, record=f"{f.relative_to(path).as_posix() if path.is_dir() else f.name}:{it}", xy=xy, attribute=attr,
                       width=d.get("width"), height=d.get("height"), score=item.get("score"))
         return b.build()

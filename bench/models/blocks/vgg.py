@@ -1,0 +1,106 @@
+"""VGG19 perceptual loss in the pix2pixHD / CP-VTON convention (``docs/models.md`` section 1.8a).
+
+Five slices of torchvision's VGG19 ``features`` ending at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1,
+weights 1/32, 1/16, 1/8, 1/4, 1, L1 between the features of the prediction and of the (detached) target.
+Inputs ``N x 3 x H x W`` in [-1, 1], fed as they are (the reference does not re-normalise to ImageNet
+statistics). ``layer_weights`` reverses the weights for other papers (Tree-Block); ``layers < 5`` keeps only
+the first slices (cheap smoke runs; recorded in the provenance).
+
+Weights: torchvision's ImageNet file ``vgg19-dcbb9e9d.pth``, read from the standard torch hub cache
+(``$TORCH_HOME/hub/checkpoints``, where ``torchvision.models.vgg19(weights=...)`` stores it) with
+``torch.load(weights_only=True)``. Nothing is downloaded: a missing file raises
+:class:`~vtondata.errors.WeightsMissingError` naming the file and where to put it. ``weights="random"`` builds
+the same network with random initialisation (tests, smoke runs); every result made that way is recorded as
+not comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vtondata.errors import UnknownNameError, WeightsMissingError
+
+FILE = "vgg19-dcbb9e9d.pth"
+URL = "https://download.pytorch.org/models/" + FILE
+EXPECTED_SHA256_PREFIX = "dcbb9e9d"  # torch hub convention: the file name carries the sha256 prefix
+SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
+PIX2PIXHD_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
+WEIGHT_MODES = ("imagenet", "random")
+
+
+def weights_path() -> Path:
+    """Where torchvision caches the VGG19 ImageNet weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / FILE
+
+
+def _sha256_prefix(path: Path, n: int = 8) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def load_features(weights: str = "imagenet", path: Optional[Path] = None) -> tuple[nn.Sequential, dict]:
+    """VGG19 ``features[:30]`` (frozen, eval mode) and its provenance ``{"weights", "file", "sha256"}``."""
+    # only the convolutional trunk: building torchvision's full vgg19 would initialise 120M classifier weights
+    from torchvision.models.vgg import cfgs, make_layers
+
+    if weights not in WEIGHT_MODES:
+        raise UnknownNameError(f"unknown VGG weights {weights!r}", fix=f"use one of {WEIGHT_MODES}")
+    prov = {"network": "vgg19", "weights": weights}
+    net = None
+    if weights == "imagenet":
+        p = Path(path) if path is not None else weights_path()
+        if not p.is_file():
+            raise WeightsMissingError(
+                "VGG19 ImageNet weights for the perceptual loss are not in the torch hub cache", file=p,
+                fix=f"on a connected machine run `python -c \"import torchvision; torchvision.models.vgg19("
+                    f"weights='IMAGENET1K_V1')\"` (or download {URL}) and copy {FILE} to {p.parent}/; "
+                    "for tests only: --set vgg.weights=random (results are marked not comparable)")
+        digest = _sha256_prefix(p)
+        if digest != EXPECTED_SHA256_PREFIX:
+            raise WeightsMissingError(f"{p.name} does not match its published hash (sha256 {digest}...)", file=p,
+                                      fix=f"delete it and download {URL} again")
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        net = make_layers(cfgs["E"], batch_norm=False)[:30]
+        feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        feats = {k: v for k, v in feats.items() if int(k.split(".")[0]) < 30}
+        net.load_state_dict(feats, strict=True)
+        prov.update(file=str(p), sha256=digest)
+    else:
+        net = make_layers(cfgs["E"], batch_norm=False)[:30]
+    net.eval()
+    for q in net.parameters():
+        q.requires_grad_(False)
+    return net, prov
+
+
+class VGGLoss(nn.Module):
+    """``loss(pred, target)``: weighted L1 between VGG19 features; inputs ``N x 3 x H x W`` in [-1, 1]."""
+
+    def __init__(self, weights: str = "imagenet", layer_weights: Sequence[float] = PIX2PIXHD_WEIGHTS,
+                 path: Optional[Path] = None, layers: int = 5):
+        super().__init__()
+        features, self.provenance = load_features(weights, path)
+        n = min(int(layers), len(layer_weights))
+        self.slices = nn.ModuleList(features[a:b] for a, b in SLICES[:n])
+        self.layer_weights = tuple(float(w) for w in layer_weights[:n])
+        self.provenance["layers"] = n
+
+    def train(self, mode: bool = True):  # the loss network always stays in eval mode
+        return super().train(False)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x, y = pred, target.detach()
+        loss = pred.new_zeros(())
+        for w, s in zip(self.layer_weights, self.slices):
+            x, y = s(x), s(y)
+            loss = loss + w * F.l1_loss(x, y.detach())
+        return loss

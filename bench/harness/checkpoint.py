@@ -13,35 +13,24 @@ A training checkpoint is a plain dict of tensors, numbers and strings::
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
+from vtondata.manifest import atomic_write_bytes
 from vtondata.errors import VtonDataError
 
 FORMAT = 1
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Serialise to memory, then write a temporary sibling and rename it over ``path``."""
+    """Serialise to memory, then write atomically (temporary sibling + rename, as manifests are written)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(dict(state, format=FORMAT), buf)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import decode
@@ -137,7 +138,13 @@ class VtonDataset(torch.utils.data.Dataset):
         self.label_space = label_space
         self.root = str(manifest.root)
         tuples = manifest.tuples
-        sel = tuples[(tuples["split"] == split) & (tuples["setting"] == setting)]
+        derived = manifest.out / "splits" / f"{split}.parquet"
+        if split not in set(tuples["split"]) and derived.exists():
+            # a derived split (e.g. train-clean from `vtondata review splits`): the tuple ids it lists
+            keep = set(pd.read_parquet(derived, columns=["tuple_id"])["tuple_id"])
+            sel = tuples[tuples["tuple_id"].isin(keep) & (tuples["setting"] == setting)]
+        else:
+            sel = tuples[(tuples["split"] == split) & (tuples["setting"] == setting)]
         if sel.empty:
             have = sorted({f"{s}/{t}" for s, t in zip(tuples["split"], tuples["setting"])})
             raise VtonDataError(f"{self.dataset}: no tuples for split {split!r}, setting {setting!r}",

@@ -43,8 +43,8 @@ Layouts read (unchanged; ``docs/datasets.md`` section 4):
 Flattened names (:func:`flatten_name` / :func:`unflatten_name`): ``img/WOMEN/Blouses_Shirts/id_00006350/04_1_front.jpg``
 <-> ``fashionWOMENBlouses_Shirtsid0000635004_1front.jpg``. Sample ids are ``<split>/person/<flat stem>`` in every
 layout (so In-shop and pose-transfer manifests join), asset ids ``<split>/<role>/<flat stem>``; samples carry
-``gender``, ``category``, ``item`` = the person-in-clothes identity ``id_XXXXXXXX_NN`` (one model in one outfit; the
-garment item is its ``id_XXXXXXXX`` prefix) and ``view`` (``front``, ``side``, ``back``, ``full``, ``additional``,
+``gender``, ``category``, ``item`` = the person-in-clothes identity ``id_NNNNNNNN_NN`` (one model in one outfit; the
+garment item is its ``id_NNNNNNNN`` prefix) and ``view`` (``front``, ``side``, ``back``, ``full``, ``additional``,
 ``flat``; view numbers 1, 2, 3, 4, 7, 6). A person with images in both train and test is reported (warn). Samples come from the split lists when present, else from the image folders.
 
 Pairs (``kind = "pair"``, ``setting = "pose-transfer"``): ``person`` = source (``from``), ``target_person`` =

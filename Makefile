@@ -28,8 +28,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m bench.demo --dir $(DEMO_DIR)
 
+# two xdist workers with one BLAS/OpenMP thread each: oversubscribed torch threads run 2-100x slower
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 perf: $(STAMP)
 	$(BIN)/python -m bench.perf

@@ -530,6 +530,38 @@ def review_evaluate(
                    f"  kind accuracy {v['kind_accuracy']:.2f}")
 
 
+# --------------------------------------------------------------------------- derived splits
+
+splits_app = typer.Typer(help="Derived evaluation splits (<out>/splits/<name>.parquet): hardpose.", no_args_is_help=True)
+app.add_typer(splits_app, name="splits")
+
+
+@splits_app.command("make")
+def splits_make(
+    name: str = typer.Argument(..., help="Split to derive: hardpose."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Prepared dataset (deepfashion or mpv)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest"),
+    split_file: Optional[Path] = typer.Option(None, "--split-file",
+                                              help="An official pair list (tuple ids or 'source,target' names)."),
+):
+    """Write <out>/splits/hardpose.parquet: 3D-GCL's HardPose stand-in (vtondata.splits_hardpose).
+
+    Example:
+      vtondata splits make hardpose --dataset deepfashion
+    """
+    from vtondata.splits_hardpose import SPLIT, make
+
+    if name != SPLIT:
+        typer.secho(f"error: unknown derived split {name!r} (fix: use {SPLIT})", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    res = _run(make, dataset, manifest_dir=manifest, split_file=split_file)
+    typer.echo(f"{SPLIT}: {res.n_selected} of {res.n_test_pairs} test pairs -> {res.path}")
+    if res.report:
+        r = res.report
+        typer.echo(f"  hardness quantiles: " + ", ".join(f"{k}={v:.3f}" for k, v in r["quantiles"].items())
+                   + f"; quota {r['quota']}; views selected: {r['views_selected']}")
+
+
 # --------------------------------------------------------------------------- bench + leaderboard
 
 bench_app = typer.Typer(help="Train, infer, score and record a model on a dataset split, or a whole paper table.",
@@ -589,6 +621,55 @@ def bench_list():
     from bench.harness.listing import print_catalog
 
     _run(print_catalog)
+
+
+@bench_app.command("edit-landmarks")
+def bench_edit_landmarks(
+    edits: Path = typer.Option(..., "--edits", help="JSON: tuple key and the moved / re-attributed landmarks."),
+    out: Path = typer.Option(..., "--out", help="PNG to write (person | garment | try-on | edited try-on)."),
+    model: str = typer.Option("salvton", "--model"),
+    variant: Optional[str] = typer.Option(None, "--variant"),
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    split: str = typer.Option("test", "--split"),
+    setting: str = typer.Option("paired", "--setting"),
+    profile: Optional[str] = typer.Option(None, "--profile"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    overrides: List[str] = typer.Option([], "--set", help="Config override key.sub=value (repeatable)."),
+):
+    """Re-render a trained SAL-VTON run's result from edited landmarks (SAL-VTON Fig. 10).
+
+    Example:
+      vtondata bench edit-landmarks --dataset viton --profile smoke --edits moves.json --out edit.png
+    """
+    from bench.models.salvton_edit import edit_landmarks
+
+    path = _run(edit_landmarks, model, edits, out, variant=variant, dataset=dataset, split=split, setting=setting,
+                profile=profile, seed=seed, device=device, overrides=list(overrides))
+    typer.echo(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+@bench_app.command("significance")
+def bench_significance(
+    model: str = typer.Option(..., "--model", help="First method (model name)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Its variant (default: the model's default)."),
+    compare: str = typer.Option(..., "--compare", help="Second method: model or model:variant."),
+    dataset: str = typer.Option(..., "--dataset"),
+    setting: str = typer.Option(..., "--setting", help="Setting (STRAT: the sub-dataset, e.g. hat)."),
+    seeds: str = typer.Option("1-10", "--seeds", help="Seeds, e.g. 1-10 or 1,2,3."),
+    split: str = typer.Option("test", "--split"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="smoke | full."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    overrides: List[str] = typer.Option([], "--set", help="Config override for both methods (repeatable)."),
+):
+    """Run both methods for every seed, then mean +- std and Welch's t-test per metric (accessory Supp. 3).
+
+    Example:
+      vtondata bench significance --model accessory --variant Ours --compare accessory:row1 --dataset strat --setting hat --seeds 1-10
+    """
+    from bench.significance import parse_seeds, run
+
+    _run(run, model, variant, compare, dataset, setting, parse_seeds(seeds), split, profile, device, list(overrides))
 
 
 @leaderboard_app.command("show")

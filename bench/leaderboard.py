@@ -104,7 +104,10 @@ def table_view(table_id: str, results: Optional[pd.DataFrame] = None) -> pd.Data
             continue
         ok, why = reg.cell_fillable(cell)
         metric = cell["metrics"].get(row["metric"])
-        metric = metric if isinstance(metric, str) or metric is None else metric["metric"]
+        if isinstance(metric, dict):  # a metric with options: its record key (``mask_ssim@face``)
+            from bench.harness.scoring import metric_key
+
+            metric = metric_key(metric)
         if not ok or metric is None:
             line["flags"] = why or "metric not reproducible"
             out.append(line)

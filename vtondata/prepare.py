@@ -3,12 +3,14 @@
 The input fingerprint hashes the ingester (name, version), the tool's schema version, the options that change
 the result and, for every file the scan declared plus every list file, its relative path, size and
 modification time (the rsync rule). A second ``prepare`` with the same fingerprint re-uses the manifest
-unless ``force``.
+unless ``force``. Sizes and times come from a ``stat`` pass when there is a manifest to compare with, else from
+the ``fstat`` the probe takes of each file as it reads it (no second pass over the files; same digest).
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import os
@@ -57,15 +59,53 @@ def _resolve(dataset: str, root: Path, layout: Optional[str]) -> tuple[Ingester,
     return ing, root, found
 
 
-def fingerprint(ing: Ingester, root: Path, scan: Scan, options: dict) -> str:
+def fingerprint(ing: Ingester, root: Path, scan: Scan, options: dict, stats=None) -> str:
+    """The input fingerprint (see the module docstring).
+
+    ``stats``: int64 ``(len(scan.assets), 2)`` (size, mtime_ns) per asset, -1 when missing, as taken while probing
+    (``fstat`` of each file as it was read, :attr:`vtondata.validate.Validated.file_stats`); without it every file
+    is ``stat``-ed here. Same digest either way.
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{ing.name}|{ing.version}|schema{schema.SCHEMA_VERSION}|{scan.layout}|{sorted(options.items())}".encode())
-    for rel in sorted({a.path for a in scan.assets} | set(scan.list_files)):
+    base = os.path.join(str(root), "")
+    parts: list[str] = []
+
+    def stat_line(rel: str) -> str:
         try:
-            st = os.stat(root / rel)
-            h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            st = os.stat(base + rel)
+            return f"{rel}|{st.st_size}|{st.st_mtime_ns}\n"
         except FileNotFoundError:
-            h.update(f"{rel}|missing\n".encode())
+            return f"{rel}|missing\n"
+
+    def flush() -> None:  # hash in blocks: the same digest as one update per file, far fewer calls
+        h.update("".join(parts).encode())
+        parts.clear()
+
+    if stats is None:
+        for rel in sorted({a.path for a in scan.assets}.union(scan.list_files)):
+            parts.append(stat_line(rel))
+            if len(parts) >= 4096:
+                flush()
+    else:
+        paths = [a.path for a in scan.assets]
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        extra = sorted(set(scan.list_files).difference(paths))
+        sizes, mtimes = stats[:, 0].tolist(), stats[:, 1].tolist()
+        j, last = 0, None
+        for i in order:
+            rel = paths[i]
+            if rel == last:  # the same file declared twice: hashed once, as the set above does
+                continue
+            while j < len(extra) and extra[j] < rel:
+                parts.append(stat_line(extra[j]))
+                j += 1
+            last = rel
+            parts.append(f"{rel}|{sizes[i]}|{mtimes[i]}\n" if sizes[i] >= 0 else f"{rel}|missing\n")
+            if len(parts) >= 4096:
+                flush()
+        parts.extend(stat_line(x) for x in extra[j:])
+    flush()
     return h.hexdigest()
 
 
@@ -81,9 +121,10 @@ def validate_root(dataset: str, root: Path, *, layout: Optional[str] = None, dee
 
 
 def _counts(v: Validated) -> dict:
-    c: dict = {"assets": len(v.assets), "samples": len(v.samples), "tuples": len(v.tuples)}
+    c: dict = {"assets": v.assets.num_rows, "samples": len(v.samples), "tuples": len(v.tuples)}
     c["samples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(Counter((s["split"], s["kind"]) for s in v.samples).items())}
-    c["assets_by_role"] = dict(sorted(Counter(a["role"] for a in v.assets).items()))
+    roles = v.assets["role"].value_counts().to_pylist() if v.assets.num_rows else []
+    c["assets_by_role"] = dict(sorted((r["values"], r["counts"]) for r in roles))
     c["tuples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(Counter((t["split"], t["setting"]) for t in v.tuples).items())}
     return c
 
@@ -123,18 +164,41 @@ def prepare(dataset: str, root: Path, *, out: Optional[Path] = None, layout: Opt
             force: bool = False, deep: bool = False, strict: bool = True, workers: int = 0,
             quiet: bool = False) -> PrepareResult:
     """Ingest ``root`` into ``out/manifest`` (default ``$VTONDATA_HOME/<dataset>``)."""
+    import pyarrow as pa
+
     t0 = time.perf_counter()
+    gc_was_on = gc.isenabled()
+    gc.disable()  # many small acyclic objects (rows, specs): the cyclic collector only costs time here
+    # Arrow's default mimalloc pool keeps the pages of the Parquet writer's transient buffers (peak RSS grew
+    # ~0.8 KB per file with it); the system allocator returns them. Buffers remember their pool, so switching
+    # back afterwards is safe.
+    pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        return _prepare(dataset, root, out, layout, force, deep, strict, workers, quiet, t0)
+    finally:
+        pa.set_memory_pool(pool)
+        if gc_was_on:
+            gc.enable()
+
+
+def _prepare(dataset, root, out, layout, force, deep, strict, workers, quiet, t0) -> PrepareResult:
     ing, root, layout = _resolve(dataset, root, layout)
     out = Path(out).expanduser().resolve() if out else dataset_dir(ing.name)
     report = Report()
     report.good("layout", f"{ing.name} layout {layout!r} detected in {root}")
     scan = ing.scan(root, layout, report)
     options = {"deep": deep, "strict": strict}
-    fp = fingerprint(ing, root, scan, options)
     old = read_meta(out / "manifest")
-    if old and not force and old.get("fingerprint") == fp:
-        return PrepareResult(out / "manifest", old, True, None, seconds=time.perf_counter() - t0)
+    fp = None
+    if old and not force:  # a manifest to re-use: stat every file first (cheap) and compare
+        fp = fingerprint(ing, root, scan, options)
+        if old.get("fingerprint") == fp:
+            return PrepareResult(out / "manifest", old, True, None, seconds=time.perf_counter() - t0)
     v = check_dataset(ing, root, scan, report, deep=deep, workers=workers, quiet=quiet)
+    if fp is None:  # from the sizes / mtimes the probe took of each file as it read it (no second stat pass)
+        fp = fingerprint(ing, root, scan, options, stats=v.file_stats)
+    v.file_stats = None
     report_file = None
     if report.n_fail or report.n_warn:
         report_file = write_report(out, report)
@@ -153,7 +217,7 @@ def prepare(dataset: str, root: Path, *, out: Optional[Path] = None, layout: Opt
         "report_file": str(report_file) if report_file else None, "list_files": scan.list_files,
     }
     tables = {
-        "assets": schema.to_table(v.assets, schema.ASSETS),
+        "assets": v.assets,
         "samples": schema.to_table(v.samples, schema.SAMPLES),
         "tuples": schema.to_table(v.tuples, schema.TUPLES),
         "findings": schema.to_table([f.row() for f in report.findings], schema.FINDINGS),

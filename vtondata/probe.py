@@ -4,6 +4,15 @@ Each file is read once: its bytes are hashed (BLAKE2b-128) and the header is par
 (JPEG SOF / PNG IHDR, no decoder). By default RGB images are checked by header and end-of-stream marker
 (a truncated JPEG lacks ``FFD9``, a truncated PNG lacks ``IEND``); masks and parses are decoded because
 their checks need the values (JPEG masks at 1/8 scale in the DCT domain); ``deep`` decodes everything.
+
+8-bit grey / palette PNG masks and parses (the released parses) are decoded by :mod:`vtondata.pngfast`
+(chunks + zlib + numpy row unfiltering; PIL's C row decoder for files with Average / Paeth rows), which gives
+PIL's array; any file it does not take, or finds broken, goes through PIL exactly as before, so verdicts and
+messages never change. The label check is exact on every pixel (a subsample of rows could miss a bad id).
+
+:func:`probe_table` (what ``prepare`` uses) runs the probes on forked workers that inherit the specs and send
+back Arrow record batches plus the (size, mtime) of each file as read (the input fingerprint), so the parent
+holds no Python object per file beyond the specs.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from PIL import Image
 
+from . import pngfast
 from .errors import PoseFormatError
 from .findings import FAIL, WARN, Finding
 from .labels import label_space
@@ -34,7 +44,7 @@ MASK_GREY_FRACTION = 0.01
 CHECKS = ("image", "mask", "parse", "pose", "densepose", "file", "json")
 
 
-@dataclass
+@dataclass(slots=True)
 class AssetSpec:
     """What an ingester declares about one file; :func:`probe` fills in the rest."""
 
@@ -115,13 +125,19 @@ def _decode_mask(im: Image.Image) -> np.ndarray:
         im.draft("L", (w // 8, h // 8))
     if im.mode not in ("L", "1", "P"):
         im = im.convert("L")
-    return np.asarray(im)
+    return pngfast.pil_array(im)
 
 
 def _grey_region_fraction(arr: np.ndarray) -> float:
-    g = (arr >= 32) & (arr <= 223)
-    if not g.any():
-        return 0.0
+    """Fraction of pixels in mid-grey (32..223) regions (grey pixels surviving a 3x3 erosion).
+
+    When even the un-eroded grey fraction is within :data:`MASK_GREY_FRACTION` the erosion cannot change the
+    verdict (it only removes pixels), so that fraction is returned as is.
+    """
+    g = np.subtract(arr, 32, dtype=np.uint8) <= 191  # 32..223; values below 32 wrap to 224..255
+    n = np.count_nonzero(g)
+    if n <= MASK_GREY_FRACTION * arr.size:
+        return n / max(arr.size, 1)
     core = g[1:-1, 1:-1].copy()
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
@@ -129,13 +145,23 @@ def _grey_region_fraction(arr: np.ndarray) -> float:
     return float(np.count_nonzero(core)) / max(arr.size, 1)
 
 
-def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
-    """Check one file; never raises for bad data (returns findings instead)."""
+def probe(root: Path, spec: AssetSpec, deep: bool = False, stat: Optional[list] = None) -> Probed:
+    """Check one file; never raises for bad data (returns findings instead).
+
+    ``stat``: when given, ``[size, mtime_ns]`` of the file read (``fstat`` of the open file) is appended to it,
+    or None when the file is missing (what :func:`vtondata.prepare.fingerprint` hashes).
+    """
     row = spec.row("")
-    full = root / spec.path
+    full = os.path.join(root, spec.path) if isinstance(root, str) else str(root / spec.path)
     try:
-        data = full.read_bytes()
+        with open(full, "rb") as fh:
+            if stat is not None:
+                st = os.fstat(fh.fileno())
+                stat.append((st.st_size, st.st_mtime_ns))
+            data = fh.read()
     except FileNotFoundError:
+        if stat is not None:
+            stat.append(None)
         sev = "missing" if spec.required else "missing-optional"
         f = _fail(spec, "missing-file", f"missing {spec.role} file",
                   f"restore {spec.path} from the release, or run with --lenient to drop sample {spec.sample_id}")
@@ -145,6 +171,12 @@ def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
             return Probed(row, [f], True)
         return Probed(row, [f], False)
     except OSError as exc:
+        if stat is not None:
+            try:
+                st = os.stat(full)
+                stat.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stat.append(None)
         return Probed(row, [_fail(spec, "unreadable-file", f"cannot read ({exc})", "check permissions")], False)
     row["bytes"] = len(data)
     row["hash"] = hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -173,6 +205,9 @@ def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
     needs_pixels = deep or spec.check in ("mask", "parse")
     head = None if needs_pixels else fast_header(data)
     im = None
+    arr = None
+    if needs_pixels and spec.check in ("mask", "parse") and data[24:26] in _FAST_PNG:
+        arr, head = _fast_png(data, spec.path)  # (None, None) when PIL must decide
     if head is None:
         try:
             im = Image.open(io.BytesIO(data))
@@ -189,6 +224,12 @@ def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
     if spec.size is not None and (w, h) != tuple(spec.size):
         findings.append(_fail(spec, "wrong-size", f"image is {w}x{h} (WxH), expected "
                               f"{spec.size[0]}x{spec.size[1]}", "use the release's resized images or --layout"))
+    if arr is not None:  # 8-bit grey / palette PNG decoded by vtondata.pngfast: same array as PIL's
+        if spec.check == "mask":
+            findings += _check_mask(arr, spec, row)
+        else:
+            findings += _check_ids(arr, mode, spec, row)
+        return Probed(row, findings, not any(f.severity == FAIL for f in findings))
     if im is None:
         return Probed(row, findings, not findings)
     try:
@@ -196,12 +237,7 @@ def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
             arr = _decode_mask(im)
             if arr.dtype == bool:
                 arr = arr.astype(np.uint8) * 255
-            grey = _grey_region_fraction(arr)
-            if grey > MASK_GREY_FRACTION:
-                findings.append(_fail(spec, "mask-not-binary",
-                                      f"mask is not binary: {grey:.1%} of pixels are mid-grey (32..223)",
-                                      "use the official binary masks (JPEG noise near 0/255 is fine)"))
-            row["label_space"] = "binary"
+            findings += _check_mask(arr, spec, row)
         elif spec.check == "parse":
             findings += _check_parse(im, spec, row)
         elif spec.check == "densepose" and spec.encoding:  # values checked under --deep only
@@ -219,22 +255,82 @@ def probe(root: Path, spec: AssetSpec, deep: bool = False) -> Probed:
     return Probed(row, findings, not any(f.severity == FAIL for f in findings))
 
 
+#: IHDR (bit depth, colour type) bytes of the PNGs the fast reader takes for masks and parses: 8-bit grey, palette
+_FAST_PNG = {b"\x08\x00", b"\x08\x03"}
+
+
+#: per process: folders whose last PNG held Average / Paeth rows (PIL's encoder writes them for grey images):
+#: their next file goes straight to PIL's C row decoder instead of being inflated twice
+_SLOW_ROW_DIRS: dict[str, bool] = {}
+
+
+def _fast_png(data: bytes, path: str):
+    """``(array, (format, mode, w, h))`` of an 8-bit grey / palette PNG via :mod:`vtondata.pngfast`.
+
+    ``(None, None)`` when the file is outside the fast subset *or* broken: PIL then decodes it as before, so the
+    verdict and message on any unusual or corrupt file are PIL's (the fast path never accepts more).
+    """
+    folder = path.rpartition("/")[0]
+    try:
+        if _SLOW_ROW_DIRS.get(folder):
+            arr, mode = pngfast.decode(data, rows="pil")
+        else:
+            try:
+                arr, mode = pngfast.decode(data, rows="vectorised")
+            except pngfast.PngUnsupported as exc:
+                if "Average / Paeth" not in str(exc):
+                    raise
+                _SLOW_ROW_DIRS[folder] = True
+                arr, mode = pngfast.decode(data, rows="pil")
+    except (pngfast.PngUnsupported, pngfast.PngCorruptError):
+        return None, None
+    return arr, ("PNG", mode, arr.shape[1], arr.shape[0])
+
+
+def _check_mask(arr: np.ndarray, spec: AssetSpec, row: dict) -> list[Finding]:
+    row["label_space"] = "binary"
+    grey = _grey_region_fraction(arr)
+    if grey > MASK_GREY_FRACTION:
+        return [_fail(spec, "mask-not-binary", f"mask is not binary: {grey:.1%} of pixels are mid-grey (32..223)",
+                      "use the official binary masks (JPEG noise near 0/255 is fine)")]
+    return []
+
+
+_SPACES: dict = {}
+
+
+def _space(name: str):
+    """:func:`vtondata.labels.label_space`, built once per process (it builds a colour table on every call)."""
+    sp = _SPACES.get(name)
+    if sp is None:
+        sp = _SPACES[name] = label_space(name)
+    return sp
+
+
+def _check_ids(ids: np.ndarray, mode: str, spec: AssetSpec, row: dict) -> list[Finding]:
+    """Label check of a grey / palette parse: every id (palette index or grey value) < the space's class count."""
+    space = _space(spec.label_space or "cihp20")
+    row["encoding"] = row.get("encoding") or ("palette_ids" if mode == "P" else "gray_ids")
+    if ids.size == 0 or int(ids.max()) < space.num_classes:
+        return []
+    bad = ids >= space.num_classes
+    vals = np.unique(ids[bad])[:8]
+    return [_fail(spec, "parse-out-of-space",
+                  f"{np.count_nonzero(bad)} pixels outside label space {space.name} (ids {vals.tolist()})",
+                  f"check that this parse uses {space.name} (ids 0-{space.num_classes - 1})")]
+
+
 def _check_parse(im: Image.Image, spec: AssetSpec, row: dict) -> list[Finding]:
-    space = label_space(spec.label_space or "cihp20")
+    space = _space(spec.label_space or "cihp20")
     if im.mode in ("P", "L"):
-        ids = np.asarray(im)
-        row["encoding"] = row.get("encoding") or ("palette_ids" if im.mode == "P" else "gray_ids")
-        bad = ids >= space.num_classes
-    else:
-        rgb = np.asarray(im.convert("RGB"))
-        ids = space.ids_from_colors(rgb)
-        row["encoding"] = row.get("encoding") or "rgb_colours"
-        bad = ids == 255
+        return _check_ids(np.asarray(im), im.mode, spec, row)
+    rgb = np.asarray(im.convert("RGB"))
+    ids = space.ids_from_colors(rgb)
+    row["encoding"] = row.get("encoding") or "rgb_colours"
+    bad = ids == 255
     if bad.any():
-        vals = np.unique(np.asarray(im)[bad] if im.mode in ("P", "L") else ids[bad])[:8]
-        what = f"ids {vals.tolist()}" if im.mode in ("P", "L") else "colours not in the palette"
         return [_fail(spec, "parse-out-of-space",
-                      f"{np.count_nonzero(bad)} pixels outside label space {space.name} ({what})",
+                      f"{np.count_nonzero(bad)} pixels outside label space {space.name} (colours not in the palette)",
                       f"check that this parse uses {space.name} (ids 0-{space.num_classes - 1})")]
     return []
 
@@ -242,6 +338,123 @@ def _check_parse(im: Image.Image, spec: AssetSpec, row: dict) -> list[Finding]:
 def _probe_chunk(args) -> list[Probed]:
     root, chunk, deep = args
     return [probe(root, s, deep) for s in chunk]
+
+
+#: the specs of the running :func:`probe_table`, inherited by its forked workers (never pickled per chunk)
+_TABLE_JOB: dict = {}
+_VALUE_COLS = ("width", "height", "format", "mode", "bytes", "hash", "label_space", "keypoint_format", "encoding")
+
+
+@dataclass
+class ProbedTable:
+    """The probe of many files in columnar form (what :func:`probe_table` returns).
+
+    ``table``: one row per spec, in spec order, with the :data:`vtondata.schema.ASSETS` schema (values as the
+    per-file :func:`probe` rows; ``hash`` null for missing / unreadable files); ``findings``: every finding, in
+    spec order; ``stats``: int64 array ``(N, 2)`` of (size, mtime_ns) of each spec's file as read, ``-1`` rows for
+    missing files (the fingerprint's input; an array, not a dict of tuples, to keep memory small).
+    """
+
+    table: object
+    findings: list
+    stats: dict
+
+
+def _probe_range(args):
+    """Worker: probe ``specs[start:stop]`` -> (Arrow record batch of the rows, findings, file stats)."""
+    import pyarrow as pa
+
+    from .schema import ASSETS
+
+    start, stop = args
+    job = _TABLE_JOB
+    root, deep, dataset = job["root"], job["deep"], job["dataset"]
+    specs = job["specs"][start:stop]
+    findings: list = []
+    stats: list = []
+    values = []
+    for spec in specs:
+        pr = probe(root, spec, deep, stats)
+        if pr.findings:
+            findings.extend(pr.findings)
+        row = pr.row
+        values.append([row.get(c) for c in _VALUE_COLS])
+    vals = dict(zip(_VALUE_COLS, map(list, zip(*values)))) if values else {c: [] for c in _VALUE_COLS}
+    n = len(specs)
+    cols = {"asset_id": [s.asset_id for s in specs], "dataset": [dataset] * n, "split": [s.split for s in specs],
+            "role": [s.role for s in specs], "sample_id": [s.sample_id for s in specs],
+            "path": [s.path for s in specs], **vals}
+    batch = pa.RecordBatch.from_pydict({k: cols[k] for k in ASSETS.names}, schema=ASSETS)
+    st = np.array([x if x is not None else (-1, -1) for x in stats], np.int64).reshape(-1, 2)
+    return batch, findings, st
+
+
+def probe_table(root: Path, specs: list[AssetSpec], dataset: str, deep: bool = False, workers: int = 0,
+                progress: Optional[Callable[[int], None]] = None) -> ProbedTable:
+    """Probe many files into Arrow columns (see :class:`ProbedTable`), on ``workers`` processes as
+    :func:`probe_all`. The workers are forked with the specs in memory and send back compact record batches, so
+    the parent holds no Python object per file beyond the specs themselves."""
+    import gc
+
+    import pyarrow as pa
+
+    from .schema import ASSETS
+
+    workers = workers or (os.cpu_count() or 1)
+    chunk = 512
+    ranges = [(i, min(i + chunk, len(specs))) for i in range(0, len(specs), chunk)]
+    batches, findings, stat_list = [], [], []
+    _TABLE_JOB.update(root=str(root), deep=deep, dataset=dataset, specs=specs)
+    try:
+        if workers <= 1 or len(specs) < 1000:
+            results = map(_probe_range, ranges)
+            for (a, b), (batch, fs, st) in zip(ranges, results):
+                batches.append(batch)
+                findings.extend(fs)
+                stat_list.append(st)
+                if progress:
+                    progress(b - a)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            if ctx is None:  # no fork: the specs must travel with each range
+                return _probe_table_spawn(root, specs, dataset, deep, workers, progress)
+            gc.freeze()  # see probe_all
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+                    for (a, b), (batch, fs, st) in zip(ranges, ex.map(_probe_range, ranges)):
+                        batches.append(batch)
+                        findings.extend(fs)
+                        stat_list.append(st)
+                        if progress:
+                            progress(b - a)
+            finally:
+                gc.unfreeze()
+    finally:
+        _TABLE_JOB.clear()
+    table = pa.Table.from_batches(batches, schema=ASSETS) if batches else ASSETS.empty_table()
+    stats = np.concatenate(stat_list) if stat_list else np.zeros((0, 2), np.int64)
+    return ProbedTable(table, findings, stats)
+
+
+def _probe_table_spawn(root, specs, dataset, deep, workers, progress) -> ProbedTable:
+    """Platforms without fork: probe with :func:`probe_all` and build the same columns in this process."""
+    import pyarrow as pa
+
+    from .schema import ASSETS
+
+    probed = probe_all(root, specs, deep=deep, workers=workers, progress=progress)
+    stats = np.full((len(specs), 2), -1, np.int64)
+    for i, s in enumerate(specs):
+        try:
+            st = os.stat(os.path.join(str(root), s.path))
+            stats[i] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+    rows = [dict(p.row, dataset=dataset) for p in probed]
+    table = pa.Table.from_pylist(rows, schema=ASSETS) if rows else ASSETS.empty_table()
+    return ProbedTable(table, [f for p in probed for f in p.findings], stats)
 
 
 def probe_all(root: Path, specs: list[AssetSpec], deep: bool = False, workers: int = 0,
@@ -261,14 +474,21 @@ def probe_all(root: Path, specs: list[AssetSpec], deep: bool = False, workers: i
             if progress:
                 progress(len(c))
         return out
+    import gc
     import multiprocessing as mp
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-        for c, res in zip(chunks, ex.map(_probe_chunk, [(root, c, deep) for c in chunks])):
-            out.extend(res)
-            if progress:
-                progress(len(c))
+    # forked workers inherit the parent's heap (the scan); frozen objects are never traversed by the workers'
+    # collector, so their pages are not touched (no copy-on-write) and collections stay cheap (CPython docs)
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            for c, res in zip(chunks, ex.map(_probe_chunk, [(root, c, deep) for c in chunks])):
+                out.extend(res)
+                if progress:
+                    progress(len(c))
+    finally:
+        gc.unfreeze()
     return out
 
 

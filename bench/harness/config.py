@@ -81,6 +81,12 @@ def human_steps(n: int) -> str:
 
 def run_name(model: str, variant: str, batch: int, steps: list[int], dataset: str, split: str,
              size: tuple[int, int], profile: str) -> str:
-    """``<model>-<variant>_<batch>x<steps>_<dataset>-<split>_<HxW>_<profile>`` (steps of every stage, ``+``)."""
+    """``<model>-<variant>_<batch>x<steps>_<dataset>-<split>_<HxW>_<profile>`` (steps of every stage, ``+``).
+
+    Variant names as the papers print them (``w/o Tree-Block``) become one path component: every run of
+    characters other than letters, digits and ``.=+-`` turns into ``-`` (``w-o-Tree-Block``)."""
+    import re
+
     s = "+".join(human_steps(x) for x in steps)
+    variant = re.sub(r"[^A-Za-z0-9.=+-]+", "-", variant).strip("-") or "default"
     return f"{model}-{variant}_{batch}x{s}_{dataset}-{split}_{size[0]}x{size[1]}_{profile}"

@@ -81,6 +81,10 @@ def open_dataset(dataset: str, split: str, setting: str, fields: Sequence[str], 
     load = getattr(vtondata, "load", None)
     if load is None:
         from vtondata.loader import load
+    if split == "hardpose":  # a derived split made on first use (3D-GCL HardPose, vtondata.splits_hardpose)
+        from vtondata.splits_hardpose import ensure
+
+        ensure(dataset, split, manifest)
     return load(dataset, split, setting=setting, fields=tuple(fields), size=tuple(size), manifest=manifest,
                 label_space=label_space)
 

@@ -75,6 +75,11 @@ def run_inference(model: Model, nets: Mapping[str, nn.Module], dataset, out_dir:
                 arr = to_uint8(outs[name]).permute(0, 2, 3, 1).cpu().numpy()
                 for k, a in zip(keys, arr):
                     futures.append(pool.submit(_write_png, out_dir / name / f"{k}.png", a))
+            for name in model.array_outputs:  # e.g. predicted vertices, scored from the files like images
+                if name in outs:
+                    (out_dir / name).mkdir(parents=True, exist_ok=True)
+                    for k, a in zip(keys, outs[name].float().cpu().numpy()):
+                        np.save(out_dir / name / f"{k}.npy", a)
             written += len(keys)
             bar.update(len(keys) * ctx.world)
         for f in futures:

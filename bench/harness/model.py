@@ -61,6 +61,8 @@ class Stage:
     schedule: Mapping[str, Any]
     losses: Mapping[str, float]
     setting: str = "paired"
+    #: per-network learning-rate factors (``{"disc": 4}``: D at 4x the stage lr, SAL-VTON 4e-4 vs 1e-4)
+    lr_mult: Optional[Mapping[str, float]] = None
 
     @classmethod
     def from_config(cls, name: str, d: Mapping[str, Any], setting: str) -> "Stage":
@@ -71,14 +73,16 @@ class Stage:
         return cls(name=name, trains=tuple(d["trains"]), uses=tuple(d.get("uses", ())), steps=int(d["steps"]),
                    batch_size=int(d["batch_size"]), optimizer=dict(d["optimizer"]),
                    schedule=dict(d.get("schedule", {})), losses={k: float(v) for k, v in d["losses"].items()},
-                   setting=d.get("setting", setting))
+                   setting=d.get("setting", setting),
+                   lr_mult={k: float(v) for k, v in d.get("lr_mult", {}).items() if not k.startswith("_")})
 
     def lr(self, step: int) -> float:
         base = float(self.optimizer["lr"])
         start = int(self.schedule.get("decay_after", self.steps))
         if step < start:
             return base
-        return base * (1.0 - (step - start) / float(self.steps - start + 1))
+        end = float(self.schedule.get("final_lr", 0.0))  # accessory model: linear decay to 5e-5, not 0
+        return base - (base - end) * (step - start) / float(self.steps - start + 1)
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         o = dict(self.optimizer)
@@ -96,6 +100,21 @@ class Stage:
         raise VtonDataError(f"stage {self.name!r}: unknown optimiser {name!r}", fix="use adam, adamw or sgd")
 
 
+@dataclass
+class PrepareEnv:
+    """What :meth:`Model.prepare` may use: the run directory, the training data and the run's request."""
+
+    run_dir: Any
+    dataset: str
+    split: str
+    manifest: Optional[str]
+    profile: str
+    seed: int
+    resume: bool
+    ctx: Any
+    log: Any = print
+
+
 class Model(abc.ABC):
     """Base class; see the module docstring. Instances hold the resolved config (``self.config``)."""
 
@@ -104,6 +123,8 @@ class Model(abc.ABC):
     spec_file: ClassVar[str] = ""
     #: output images written by inference (``tryon`` is the one tables score by default)
     outputs: ClassVar[tuple[str, ...]] = ("tryon",)
+    #: non-image outputs of inference saved as ``<output>/<key>.npy`` (accessory model: predicted vertices)
+    array_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)
@@ -119,6 +140,11 @@ class Model(abc.ABC):
     def size(self) -> tuple[int, int]:
         h, w = self.config["size"]
         return int(h), int(w)
+
+    def size_for(self, setting: str) -> tuple[int, int]:
+        """Input size of a setting: ``config["size_per_setting"][setting]`` or :attr:`size` (STRAT-tie 448)."""
+        hw = self.config.get("size_per_setting", {}).get(setting)
+        return (int(hw[0]), int(hw[1])) if hw else self.size
 
     def stages(self) -> list[Stage]:
         setting = self.config.get("train_setting", "paired")
@@ -142,6 +168,14 @@ class Model(abc.ABC):
         """Create loss networks on ``device`` (not checkpointed)."""
         self.device = device
 
+    def missing_data(self, dataset: str, manifest: Optional[str] = None) -> Optional[str]:
+        """Why the prepared ``dataset`` lacks data this model needs (a table, a cache), or None; ``--table`` runs
+        skip such cells with this reason."""
+        return None
+
+    def prepare(self, env: "PrepareEnv") -> None:
+        """Derived training data made before the first stage (SAL-VTON: teacher outputs, landmark lookup)."""
+
     def provenance(self) -> dict:
         """Weights provenance of loss networks etc.: ``{"<name>": {"weights": "imagenet"|"random", ...}}``."""
         return {}
@@ -162,3 +196,9 @@ class Model(abc.ABC):
     def metric_context(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Extra tensors metrics may need (parse / pose of the reference person for mask-SSIM, mask-IS)."""
         return {}
+
+    def score_inputs(self, metric: str, output: str, pred: torch.Tensor, target, batch: Mapping[str, Any],
+                     pred_dir, keys) -> Optional[tuple]:
+        """``(pred, target, kwargs)`` for metrics that do not compare two images (STRAT IoU / Disp / LSSIM
+        read saved vertices from ``pred_dir``); ``None`` = the default image pair."""
+        return None

@@ -33,13 +33,14 @@ from .config import config_hash, run_name
 from .data import open_dataset
 from .dist import Context, barrier, init
 from .infer import is_done, run_inference
-from .model import Model
-from .scoring import preflight, score
+from .model import Model, PrepareEnv
+from .scoring import metric_key, preflight, score
 from .train import Trainer, unwrap
 
 DEFAULT_PRESET = "pytorch-fid"
 DEFAULT_METRICS = {"paired": ("ssim", "psnr", "lpips"), "multi-pose": ("ssim", "psnr", "lpips"),
-                   "unpaired": ("fid", "kid")}
+                   "unpaired": ("fid", "kid"), "glasses": ("lssim", "iou", "disp"), "hat": ("lssim", "iou", "disp"),
+                   "tie": ("lssim", "iou", "disp")}  # STRAT: the setting is the sub-dataset
 
 
 @dataclass
@@ -87,6 +88,8 @@ def default_profile(device: Optional[str]) -> str:
 def _cell_metrics(cell: dict) -> list[dict]:
     out = []
     for reported, m in cell["metrics"].items():
+        if m is None:  # reported-only column (3D-GCL human evaluation "HE (%)"): nothing to score
+            continue
         m = {"metric": m} if isinstance(m, str) else dict(m)
         m.setdefault("output", "tryon")
         m["reported"] = reported
@@ -110,7 +113,7 @@ def evaluations(model: str, variant: str, dataset: str, split: str, setting: Opt
             key = (cell["setting"], cell.get("preset", DEFAULT_PRESET))
             ev = groups.setdefault(key, Evaluation(key[0], key[1], [], []))
             for m in _cell_metrics(cell):
-                if all((m["metric"], m["output"]) != (x["metric"], x["output"]) for x in ev.metrics):
+                if all((metric_key(m), m["output"]) != (metric_key(x), x["output"]) for x in ev.metrics):
                     ev.metrics.append(m)
             ev.cells.append({"table": tid, "cell": cell["id"]})
     if groups:
@@ -143,6 +146,12 @@ def plan(req: Request, dataset: str) -> Plan:
     train_ds = req.train_dataset or dataset
     cfg = reg.resolve_config(req.model, variant, train_ds, profile, req.overrides)
     info = reg.dataset_info(train_ds)
+    if reg.catalog()["splits"].get(req.split, {}).get("role") == "train":
+        # a derived training split (--split train-clean): train on it, evaluate on the dataset's first eval split
+        from dataclasses import replace
+
+        cfg["train_split"] = req.split
+        req = replace(req, split=info["eval_splits"][0])
     train_split = cfg.get("train_split", info["train_split"])
     model = model_cls(cfg)
     stages = model.stages()
@@ -217,26 +226,35 @@ def execute(p: Plan, ctx: Context, log: Callable[[str], None] = print) -> list[P
 
     def make_dataset(stage):
         inp = model.inputs("train", stage.setting)
-        ds = open_dataset(p.train_dataset, train_split, stage.setting, inp.fields, model.size, inp.label_space,
+        ds = open_dataset(p.train_dataset, train_split, stage.setting, inp.fields, model.size_for(stage.setting),
+                          inp.label_space,
                           req.manifest if p.train_dataset == p.dataset else None)
         n_train[stage.name] = len(ds)
         return ds
 
     # ---------------------------------------------------------------- train
     t0 = time.perf_counter()
+    # derived training data before the first stage (SAL-VTON: teacher P_o, landmark lookup); no-op by default
+    model.prepare(PrepareEnv(p.run_dir, p.train_dataset, train_split,
+                             req.manifest if p.train_dataset == p.dataset else None, p.profile, req.seed,
+                             req.resume, ctx, log if ctx.main else (lambda s: None)))
     trainer = Trainer(model, nets, p.run_dir, ctx, req.seed, p.config_hash, make_dataset, log=log if ctx.main else
                       (lambda s: None))
-    stats = trainer.run(req.resume)
+    # a model may have placed a finished-stage checkpoint in prepare() (SPG-VTON: a shared stage 1)
+    stats = trainer.run(req.resume or bool(getattr(model, "warm_started", False)))
     t_train = time.perf_counter() - t0
     if ctx.main:
         atomic_write_json(p.run_dir / "train_stats.json", [s.as_dict() for s in stats])
     final = p.run_dir / "checkpoints" / "last.pt"
-    state = ckpt.load(final)
-    if not state.get("done") or state.get("config_hash") != p.config_hash:
-        raise VtonDataError("training did not finish", file=final, fix="run again with --resume")
-    for k, sd in state["nets"].items():
-        unwrap(nets[k]).load_state_dict(sd)
-    digest = _file_digest(final)
+    if model.stages():
+        state = ckpt.load(final)
+        if not state.get("done") or state.get("config_hash") != p.config_hash:
+            raise VtonDataError("training did not finish", file=final, fix="run again with --resume")
+        for k, sd in state["nets"].items():
+            unwrap(nets[k]).load_state_dict(sd)
+        digest = _file_digest(final)
+    else:  # nothing to train (the ``real`` pseudo-model): outputs depend on the config only
+        digest = f"untrained-{p.config_hash}"
     if req.until == "train":
         return []
     # ---------------------------------------------------------------- infer + score + record per setting
@@ -247,7 +265,8 @@ def execute(p: Plan, ctx: Context, log: Callable[[str], None] = print) -> list[P
         by_setting.setdefault(ev.setting, []).append(ev)
     for setting, evs in by_setting.items():
         inp = model.inputs("eval", setting)
-        ds = open_dataset(p.dataset, req.split, setting, inp.fields, model.size, label_space, req.manifest)
+        ds = open_dataset(p.dataset, req.split, setting, inp.fields, model.size_for(setting), label_space,
+                          req.manifest)
         out_dir = p.run_dir / "eval" / f"{p.dataset}-{req.split}-{setting}"
         t1 = time.perf_counter()
         if req.resume and is_done(out_dir, len(ds), digest):
@@ -275,8 +294,8 @@ def execute(p: Plan, ctx: Context, log: Callable[[str], None] = print) -> list[P
             ok, why = rec.comparability(p.profile, eval_info["generated"] or train_info["generated"], all_real,
                                         results)
             for m in ev.metrics:
-                if m.get("reported") and m["metric"] in results:
-                    results[m["metric"]].setdefault("reported_as", m["reported"])
+                if m.get("reported") and metric_key(m) in results:
+                    results[metric_key(m)].setdefault("reported_as", m["reported"])
             record = {
                 "schema": 1, "cells": ev.cells, "model": req.model, "variant": p.variant, "dataset": p.dataset,
                 "split": req.split, "setting": setting, "train_dataset": p.train_dataset, "train_split": train_split,
@@ -330,7 +349,7 @@ def _recorded(p: Plan, results) -> bool:
     for ev in p.evaluations:
         got = same[(same["setting"] == ev.setting) & (same["preset"] == ev.preset)]
         for m in ev.metrics:
-            if got[got["metric"] == m["metric"]].empty:
+            if got[got["metric"] == metric_key(m)].empty:
                 return False
         for c in ev.cells:
             if got[(got["table"] == c["table"]) & (got["cell"] == c["cell"])].empty:
@@ -373,6 +392,10 @@ def run_table(table_id: str, *, force: bool = False, profile: Optional[str] = No
                       device=device, overrides=list(overrides or []), resume=resume,
                       random_metric_weights=random_metric_weights)
         p = plan(req, dataset)
+        missing = reg.get_model(model)(p.config).missing_data(p.train_dataset, req.manifest)
+        if missing:  # e.g. SAL-VTON without SAL-HG landmarks: the other cells of the table still run
+            log(f"skip {model}/{variant} on {dataset}-{split}: {missing}")
+            continue
         if not force and _recorded(p, results):
             log(f"skip {model}/{variant} on {dataset}-{split}: already recorded for this code, config and data "
                 "(--force to redo)")

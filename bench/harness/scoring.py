@@ -30,6 +30,27 @@ MASKED = ("mask_ssim", "mask_is")
 UNPAIRED_ONLY = ("is", "mask_is")  # scored on the generated images alone
 
 
+def metric_key(m: Mapping[str, Any]) -> str:
+    """Record key of a requested metric: ``m["key"]`` if given, else the canonical name, plus ``@<region>`` when
+    the metric is masked by a parsing region of the preset (SPG-VTON "Mask-SSIM (Face)" -> ``mask_ssim@face``)."""
+    from bench.metrics import canonical
+
+    if m.get("key"):
+        return str(m["key"])
+    name = canonical(m["metric"])
+    return f"{name}@{m['region']}" if m.get("region") else name
+
+
+def _region_masks(parse: torch.Tensor, region: str, preset: Mapping[str, Any]) -> torch.Tensor:
+    """``N x 1 x H x W`` masks of the preset's parsing region (``masks.regions.<region>`` label ids)."""
+    regions = preset["masks"]["regions"]
+    if region not in regions or not isinstance(regions[region], list):
+        raise VtonDataError(f"preset {preset['name']!r} has no parsing region {region!r}",
+                            fix=f"use one of {sorted(k for k, v in regions.items() if isinstance(v, list))}")
+    ids = torch.as_tensor(regions[region], device=parse.device)
+    return torch.isin(parse.long(), ids).unsqueeze(1).float()
+
+
 def _pose_masks(pose: torch.Tensor, size, preset: Mapping[str, Any]) -> torch.Tensor:
     from bench.metrics.masks import masks_to_tensor, pose_mask
 
@@ -53,10 +74,14 @@ def score(model: Model, dataset, pred_dir: Path, metrics: Sequence[Mapping[str, 
     fp = fingerprint(p)
     built: dict[str, tuple[Any, str]] = {}
     errors: dict[str, str] = {}
+    base: dict[str, str] = {}  # record key -> metric name
+    regions: dict[str, Any] = {}  # record key -> parsing region of a masked metric (None: pose mask)
     for m in metrics:
         name = canonical(m["metric"])
-        built[name] = (build_metric(name, p, random_weights=random_weights, device=str(ctx.device)),
-                       m.get("output", "tryon"))
+        key = metric_key(m)
+        base[key], regions[key] = name, m.get("region")
+        built[key] = (build_metric(name, p, random_weights=random_weights, device=str(ctx.device)),
+                      m.get("output", "tryon"))
     batches = loader(dataset, ShardBatches(len(dataset), batch_size, ctx.rank, ctx.world), workers, ctx)
     t0 = time.perf_counter()
     for batch in batches:
@@ -78,11 +103,16 @@ def score(model: Model, dataset, pred_dir: Path, metrics: Sequence[Mapping[str, 
                 preds[output] = torch.stack([read_png(f) for f in files]).to(ctx.device)
             pred = preds[output]
             kw: dict[str, Any] = {}
-            if name in MASKED:
+            if base[name] in MASKED and regions[name]:
+                kw["mask"] = _region_masks(mctx["parse"], regions[name], p)
+            elif base[name] in MASKED:
                 if masks is None:
                     masks = _pose_masks(mctx["pose"], tuple(pred.shape[-2:]), p)
                 kw["mask"] = masks
-            target = None if name in UNPAIRED_ONLY else to_uint8(refs[output])
+            target = None if base[name] in UNPAIRED_ONLY else to_uint8(refs[output])
+            custom = model.score_inputs(base[name], output, pred, target, b, Path(pred_dir), keys)
+            if custom is not None:  # STRAT IoU / Disp / LSSIM: masks and vertices instead of an image pair
+                pred, target, kw = custom
             try:
                 metric.update(pred, target, **kw)
             except MetricInputError as exc:
@@ -104,6 +134,8 @@ def score(model: Model, dataset, pred_dir: Path, metrics: Sequence[Mapping[str, 
         except MetricInputError as exc:
             res = {"metric": name, "error": str(exc), "preset": p["name"], "comparable": False}
         res["output"] = output
+        if regions[name]:
+            res["region"] = regions[name]
         res["display_scale"] = getattr(metric, "display_scale", 1.0)
         res["preset_fingerprint"] = fp
         out[name] = res

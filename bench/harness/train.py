@@ -211,7 +211,8 @@ class Trainer:
                 net = nn.parallel.DistributedDataParallel(
                     net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
             view[name] = net
-            params += list(self.nets[name].parameters())
+            params.append({"params": list(self.nets[name].parameters()),
+                           "lr_mult": float((stage.lr_mult or {}).get(name, 1.0))})
         opt = stage.make_optimizer(params)
         amp = train_cfg.get("amp", "off") if ctx.device.type == "cuda" else "off"
         scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
@@ -239,7 +240,7 @@ class Trainer:
                 batch = to_device(batch, ctx.device)
                 stats.data_wait_s += time.perf_counter() - t_wait
                 for g in opt.param_groups:
-                    g["lr"] = stage.lr(step)
+                    g["lr"] = stage.lr(step) * g.get("lr_mult", 1.0)
                 with _autocast(ctx, amp):
                     terms = self.model.losses(stage, view, batch)
                 loss = sum(w * terms[k].float() for k, w in stage.losses.items() if w)

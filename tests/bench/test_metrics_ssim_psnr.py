@@ -15,7 +15,7 @@ from bench.metrics.mask_ssim import mask_ssim
 from bench.metrics.masks import pose_mask, read_openpose_18, region_mask
 from bench.metrics.presets import load_preset
 from bench.metrics.psnr import psnr
-from bench.metrics.ssim import ssim
+from bench.metrics.ssim import ssim, ssim_map
 from vtondata.errors import MetricInputError
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
@@ -235,3 +235,111 @@ def test_lssim_bbox_is_ssim_of_the_gt_foreground_box():
     assert res["n"] == 2 and res["n_empty"] == 1
     assert res["value"] == pytest.approx(float(vals.mean()), abs=1e-12)
     assert "UNVERIFIED" in res["params"]["definition"]
+
+
+# --- fast path (OpenCV on CPU) against skimage and against the device-agnostic torch path ---------
+
+def _noisy_pair(rng, n, h, w, c=3, amp=30):
+    g = rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
+    p = np.clip(g.astype(np.int16) + rng.integers(-amp, amp + 1, g.shape), 0, 255).astype(np.uint8)
+    return p, g
+
+
+def _sk(p, g, **kw):
+    return np.asarray([structural_similarity(gi, pi, channel_axis=-1, **kw) for pi, gi in zip(p, g)])
+
+
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+@pytest.mark.parametrize("h,w", [(11, 11), (12, 37), (37, 23), (64, 48)])
+def test_ssim_odd_and_minimal_sizes_match_skimage(backend, h, w):
+    p, g = _noisy_pair(np.random.default_rng(h * w), 3, h, w)
+    ref = _sk(p, g, **WANG)
+    np.testing.assert_allclose(ssim(_t(p), _t(g), backend=backend).numpy(), ref, atol=2e-6)
+    np.testing.assert_allclose(ssim(_t(p), _t(g), backend=backend, dtype="float64").numpy(), ref, atol=1e-9)
+    if min(h, w) >= 7:
+        ref_u = _sk(p, g, data_range=255)
+        ours_u = ssim(_t(p), _t(g), window="uniform", win_size=7, covariance="sample", backend=backend)
+        np.testing.assert_allclose(ours_u.numpy(), ref_u, atol=2e-6)
+
+
+@pytest.mark.parametrize("window,side", [("gaussian", 10), ("uniform", 6)])
+def test_images_smaller_than_the_window_are_refused_like_skimage(window, side):
+    p, g = _noisy_pair(np.random.default_rng(5), 1, side, 40)
+    kw = WANG if window == "gaussian" else dict(data_range=255)
+    with pytest.raises(ValueError, match="win_size exceeds image extent"):
+        structural_similarity(g[0], p[0], channel_axis=-1, **kw)
+    with pytest.raises(MetricInputError, match="exceeds the image"):
+        ssim(_t(p), _t(g), window=window, win_size=7)
+    # one pixel more is accepted by both, with equal values
+    p, g = _noisy_pair(np.random.default_rng(6), 1, side + 1, 40)
+    ours = float(ssim(_t(p), _t(g), window=window, win_size=7,
+                      covariance="population" if window == "gaussian" else "sample"))
+    assert ours == pytest.approx(structural_similarity(g[0], p[0], channel_axis=-1, **kw), abs=2e-6)
+
+
+def test_batch_band_and_thread_count_do_not_change_values(monkeypatch):
+    import bench.metrics.ssim as S
+
+    p, g = _noisy_pair(np.random.default_rng(7), 5, 40, 33)
+    whole = ssim(_t(p), _t(g))
+    singles = torch.cat([ssim(_t(p[i:i + 1]), _t(g[i:i + 1])) for i in range(5)])
+    assert torch.equal(whole, singles)  # each image's value is independent of its batch
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(S, "_CV_BAND_PIXELS", 33 * 7)  # bands of 7 rows: several per image, across images
+    try:
+        torch.set_num_threads(2)
+        banded = ssim(_t(p), _t(g))
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(whole, banded)
+    np.testing.assert_allclose(whole.numpy(), _sk(p, g, **WANG), atol=2e-6)
+
+
+def test_opencv_and_torch_paths_agree_on_maps_and_crop_none():
+    p, g = _noisy_pair(np.random.default_rng(8), 2, 30, 26)
+    for kw in (dict(), dict(window="uniform", win_size=7, covariance="sample"), dict(crop="none")):
+        m_cv = ssim_map(_t(p), _t(g), backend="opencv", **kw)
+        m_t = ssim_map(_t(p), _t(g), backend="torch", **kw)
+        assert m_cv.shape == m_t.shape
+        assert (m_cv - m_t).abs().max() < 2e-5
+        assert float((ssim(_t(p), _t(g), backend="opencv", **kw) - ssim(_t(p), _t(g), backend="torch", **kw))
+                     .abs().max()) < 1e-6
+    assert ssim_map(_t(p), _t(g), crop="none").shape == (2, 3, 30, 26)
+    assert ssim_map(_t(p), _t(g)).shape == (2, 3, 20, 16)
+    with pytest.raises(MetricInputError, match="backend"):
+        ssim(_t(p), _t(g), backend="numba")
+
+
+def test_uint8_float16_float32_float64_and_strided_inputs_agree():
+    p, g = _noisy_pair(np.random.default_rng(9), 2, 24, 20)
+    u8 = ssim(_t(p), _t(g))
+    ref = _sk(p, g, **WANG)
+    for dt in (torch.float32, torch.float64):
+        np.testing.assert_allclose(ssim(_t(p).to(dt) / 255, _t(g).to(dt) / 255).numpy(), ref, atol=2e-6)
+    # channels-last (non-contiguous) tensors give the very same numbers
+    cl_p = _t(p).contiguous(memory_format=torch.channels_last)
+    cl_g = _t(g).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(ssim(cl_p, cl_g), u8)
+    # float16 holds the values it holds: compare with skimage on exactly those values (data range 1)
+    h_p, h_g = (_t(p).float() / 255).half(), (_t(g).float() / 255).half()
+    ref16 = _sk(h_p.permute(0, 2, 3, 1).double().numpy(), h_g.permute(0, 2, 3, 1).double().numpy(),
+                gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    np.testing.assert_allclose(ssim(h_p, h_g).numpy(), ref16, atol=2e-6)
+    with pytest.raises(MetricInputError, match=r"\[0, 1\]"):
+        ssim(_t(p).half(), _t(g).half())  # 0..255 stored as float16 is not a [0, 1] image
+
+
+def test_mask_ssim_and_lssim_run_on_the_fast_kernel(monkeypatch):
+    import bench.metrics.ssim as S
+
+    calls = []
+    real = S._ssim_planes_cv
+    monkeypatch.setattr(S, "_ssim_planes_cv", lambda *a, **k: calls.append(1) or real(*a, **k))
+    p, g = _noisy_pair(np.random.default_rng(10), 2, 32, 24)
+    mask = torch.zeros(2, 1, 32, 24)
+    mask[:, :, 4:28, 3:20] = 1
+    mask_ssim(_t(p), _t(g), mask)
+    lssim(_t(p), _t(g), mask)
+    lssim(_t(p), _t(g), mask, region="mask")
+    assert len(calls) == 1 + 2 + 1

@@ -85,6 +85,8 @@ def safe_relpath(entry: str) -> Optional[str]:
     """Normalised relative POSIX path, or None when the entry escapes the root (``..``, absolute, backslash)."""
     if not entry or _UNSAFE.search(entry):
         return None
+    if "//" not in entry and "/." not in "/" + entry and entry[-1] != "/":
+        return entry  # no empty, "." or ".." segment: normpath would return it unchanged
     norm = posixpath.normpath(entry)
     if norm.startswith("..") or norm.startswith("/") or "/../" in f"/{norm}/":
         return None

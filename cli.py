@@ -532,27 +532,39 @@ def review_evaluate(
 
 # --------------------------------------------------------------------------- derived splits
 
-splits_app = typer.Typer(help="Derived evaluation splits (<out>/splits/<name>.parquet): hardpose.", no_args_is_help=True)
+splits_app = typer.Typer(help="Derived evaluation splits (<out>/splits/<name>.parquet): hardpose, spg-deepfashion.",
+                         no_args_is_help=True)
 app.add_typer(splits_app, name="splits")
 
 
 @splits_app.command("make")
 def splits_make(
-    name: str = typer.Argument(..., help="Split to derive: hardpose."),
+    name: str = typer.Argument(..., help="Split to derive: hardpose | spg-deepfashion."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Prepared dataset (deepfashion or mpv)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest"),
     split_file: Optional[Path] = typer.Option(None, "--split-file",
                                               help="An official pair list (tuple ids or 'source,target' names)."),
+    garments: str = typer.Option("mpv", "--garments", help="spg-deepfashion: prepared dataset of the in-shop clothes."),
+    seed: int = typer.Option(0, "--seed", help="spg-deepfashion: seed of the pair subset and garment assignment."),
 ):
-    """Write <out>/splits/hardpose.parquet: 3D-GCL's HardPose stand-in (vtondata.splits_hardpose).
+    """Write <out>/splits/hardpose.parquet: 3D-GCL's HardPose stand-in (vtondata.splits_hardpose), or
+    spg-deepfashion.parquet: SPG-VTON's DeepFashion test pairs with MPV test clothes (vtondata.splits_spg).
 
-    Example:
+    Examples:
       vtondata splits make hardpose --dataset deepfashion
+      vtondata splits make spg-deepfashion --dataset deepfashion --garments mpv --seed 0
     """
+    from vtondata import splits_spg
     from vtondata.splits_hardpose import SPLIT, make
 
+    if name == splits_spg.SPLIT:
+        res = _run(splits_spg.make, dataset, manifest_dir=manifest, garments=garments, seed=seed)
+        typer.echo(f"{name}: {res.n_selected} of {res.n_test_pairs} test pairs, {res.n_garments} {garments} test "
+                   f"garments (seed {seed}) -> {res.path}")
+        return
     if name != SPLIT:
-        typer.secho(f"error: unknown derived split {name!r} (fix: use {SPLIT})", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: unknown derived split {name!r} (fix: use {SPLIT} or {splits_spg.SPLIT})",
+                    fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
     res = _run(make, dataset, manifest_dir=manifest, split_file=split_file)
     typer.echo(f"{SPLIT}: {res.n_selected} of {res.n_test_pairs} test pairs -> {res.path}")
@@ -589,6 +601,8 @@ def bench(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Explicit manifest directory of the dataset."),
     overrides: List[str] = typer.Option([], "--set", help="Config override key.sub=value (repeatable)."),
     until: str = typer.Option("record", "--until", help="Last stage: train | infer | score | record."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Run every seed (1-10 or 1,2,3): mean ± std per metric."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="With --seeds: Welch's t-test against model[:variant]."),
 ):
     """Stages train -> infer -> score -> record; prints where the record went.
 
@@ -596,12 +610,25 @@ def bench(
       vtondata bench --model cpvton --dataset viton-hd --split test --profile smoke
       vtondata bench --model cpvton --dataset viton-hd --profile full --gpus 4
       vtondata bench --table sal_vton_table1_vitonhd
+      vtondata bench --model accessory --seeds 1-10 --compare "accessory:Ours(w/o sm)" --setting hat
       vtondata bench list
     """
     if ctx.invoked_subcommand is not None:
         return
+    from bench.harness.registry import get_table
     from bench.harness.run import Request, launch_or_run, run_table
 
+    if table and "significance" in _run(get_table, table):
+        from bench.significance import run_table as run_significance_table
+
+        _run(run_significance_table, table, profile=profile, device=device, overrides=list(overrides))
+        return
+    if model and (seeds or compare):  # the significance test (also `vtondata bench significance`)
+        from bench.significance import parse_seeds, run as run_significance
+
+        _run(run_significance, model, variant, compare, dataset, setting, parse_seeds(seeds or "1-10"), split,
+             profile, device, list(overrides))
+        return
     if table:
         _run(run_table, table, force=force, profile=profile, seed=seed, device=device, gpus=gpus,
              overrides=list(overrides), resume=resume)
@@ -654,15 +681,16 @@ def bench_significance(
     model: str = typer.Option(..., "--model", help="First method (model name)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Its variant (default: the model's default)."),
     compare: str = typer.Option(..., "--compare", help="Second method: model or model:variant."),
-    dataset: str = typer.Option(..., "--dataset"),
-    setting: str = typer.Option(..., "--setting", help="Setting (STRAT: the sub-dataset, e.g. hat)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Default: the model's paper dataset."),
+    setting: Optional[str] = typer.Option(None, "--setting", help="Setting (STRAT: the sub-dataset, e.g. hat; default: each recorded)."),
     seeds: str = typer.Option("1-10", "--seeds", help="Seeds, e.g. 1-10 or 1,2,3."),
     split: str = typer.Option("test", "--split"),
     profile: Optional[str] = typer.Option(None, "--profile", help="smoke | full."),
     device: Optional[str] = typer.Option(None, "--device"),
     overrides: List[str] = typer.Option([], "--set", help="Config override for both methods (repeatable)."),
 ):
-    """Run both methods for every seed, then mean +- std and Welch's t-test per metric (accessory Supp. 3).
+    """Run both methods for every seed, then mean +- std and Welch's t-test per metric (accessory Supp. 3);
+    the same as `vtondata bench --model M --seeds S --compare M2`.
 
     Example:
       vtondata bench significance --model accessory --variant Ours --compare accessory:row1 --dataset strat --setting hat --seeds 1-10

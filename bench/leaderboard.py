@@ -89,6 +89,10 @@ def table_view(table_id: str, results: Optional[pd.DataFrame] = None) -> pd.Data
     """The table with reported, ours, delta and flags per reported row (columns :data:`COLUMNS`)."""
     table = reg.get_table(table_id)
     reported = load_reported(table_id)
+    if "significance" in table:  # mean ± std over seeds and Welch's p from bench.significance's results
+        from bench.significance import table_view as significance_view
+
+        return significance_view(table, reported)
     res = load_results() if results is None else results
     res = res[res["table"] == table_id] if not res.empty else res
     out = []

@@ -25,6 +25,10 @@ Sources: a field whose cache kind was built (``vtondata cache build``) is read f
 decoded, no per-sample decoding of colours or JSON); otherwise the raw file is decoded (:mod:`vtondata.decode`).
 Fields that exist only as caches (``pose_disc``, ``smpl_flow`` ...) need the cache.
 
+Derived splits (``<out>/splits/<split>.parquet``, e.g. ``train-clean``, ``hardpose``) select the tuple ids they
+list; one with a ``garment_dataset`` column (``spg-deepfashion``, :mod:`vtondata.splits_spg`) also gives each tuple
+the ``garment`` / ``garment_mask`` of another prepared dataset (raw files; ``garment_id`` = ``"<dataset>:<id>"``).
+
 Resizing (``size=(H, W)`` or ``"HxW"``): images with PIL bilinear (antialiased when shrinking); masks, parses
 and DensePose with PIL nearest; heatmaps with torch bilinear (binary disc maps: nearest); flow with torch
 nearest (vectors scaled); keypoints scaled by ``W / w`` and ``H / h`` (missing joints stay 0). Deterministic: no randomness anywhere, so it works as is
@@ -138,11 +142,17 @@ class VtonDataset(torch.utils.data.Dataset):
         self.label_space = label_space
         self.root = str(manifest.root)
         tuples = manifest.tuples
+        external: dict[str, dict] = {}
         derived = manifest.out / "splits" / f"{split}.parquet"
         if split not in set(tuples["split"]) and derived.exists():
             # a derived split (e.g. train-clean from `vtondata review splits`): the tuple ids it lists
-            keep = set(pd.read_parquet(derived, columns=["tuple_id"])["tuple_id"])
-            sel = tuples[tuples["tuple_id"].isin(keep) & (tuples["setting"] == setting)]
+            listed = pd.read_parquet(derived)
+            sel = tuples[tuples["tuple_id"].isin(set(listed["tuple_id"])) & (tuples["setting"] == setting)]
+            if "garment_dataset" in listed.columns and not sel.empty:
+                # garments of another prepared dataset (spg-deepfashion: MPV clothes on DeepFashion pairs)
+                from .splits_spg import external_garments
+
+                sel, external = external_garments(sel, listed)
         else:
             sel = tuples[(tuples["split"] == split) & (tuples["setting"] == setting)]
         if sel.empty:
@@ -160,6 +170,7 @@ class VtonDataset(torch.utils.data.Dataset):
             self._assets.setdefault(r.sample_id, {})[r.role] = rec
             if _none(r.width) and r.role in ("person", "garment", "foreground", "background", "composite"):
                 size_of.setdefault(r.sample_id, (int(r.height), int(r.width)))
+        self._assets.update(external)  # keys "<dataset>:<sample id>", absolute paths
         self._frame = size_of
         self._caches = _open_caches(manifest, self._specs, caches)
         self._luts = {}

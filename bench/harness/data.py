@@ -85,6 +85,10 @@ def open_dataset(dataset: str, split: str, setting: str, fields: Sequence[str], 
         from vtondata.splits_hardpose import ensure
 
         ensure(dataset, split, manifest)
+    if split == "spg-deepfashion":  # SPG-VTON's DeepFashion pairs with MPV test clothes (vtondata.splits_spg)
+        from vtondata.splits_spg import ensure as ensure_spg
+
+        ensure_spg(dataset, split, manifest)
     return load(dataset, split, setting=setting, fields=tuple(fields), size=tuple(size), manifest=manifest,
                 label_space=label_space)
 

@@ -143,7 +143,8 @@ def plan(req: Request, dataset: str) -> Plan:
     model_cls = reg.get_model(req.model)
     profile = reg.check_profile(req.profile or default_profile(req.device))
     variant = reg.resolve_variant(req.model, dataset, req.variant)
-    train_ds = req.train_dataset or dataset
+    # a split may name the dataset models are trained on (spg-deepfashion: trained on MPV, as SPG-VTON)
+    train_ds = req.train_dataset or reg.catalog()["splits"].get(req.split, {}).get("train_dataset") or dataset
     cfg = reg.resolve_config(req.model, variant, train_ds, profile, req.overrides)
     info = reg.dataset_info(train_ds)
     if reg.catalog()["splits"].get(req.split, {}).get("role") == "train":

@@ -30,7 +30,9 @@ name a lambda (``"lambda3"``): they resolve from ``config["lambdas"]``, so Table
 
 DeepFashion (pairs without garment images): ``garment_source: source_worn`` takes ``C`` / ``M^C`` from the source
 person's worn clothes (profiles' ``per_dataset.deepfashion``; train and evaluate with ``--setting pose-transfer``).
-The paper's DeepFashion protocol (MPV test clothes on 10,000 unpublished pairs) is not reproducible (Table II cell).
+The paper's DeepFashion protocol (MPV test clothes on 10,000 unpublished pairs) is rebuilt as the seeded derived
+split ``spg-deepfashion`` (:mod:`vtondata.splits_spg`): trained on MPV, tested on DeepFashion pairs wearing MPV
+test garments (Table II DeepFashion column; the pairs are ours, not the paper's).
 
 Outputs: ``tryon`` (Î_t), ``tryon_gt_semantic`` (the same trained networks fed the ground-truth ``S_t`` instead
 of ``Ŝ_t``: Table IV "w/ S_t" from the same checkpoint), ``coarse`` (I_p), ``warped_garment`` (C_w).

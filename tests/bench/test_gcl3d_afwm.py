@@ -12,12 +12,7 @@ from bench.models.blocks import afwm_flow as A
 from bench.models.blocks import gcl_corr as C
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/bench/conftest.py
 
 
 def test_pyramid_and_flows_at_paper_widths():
@@ -63,27 +58,19 @@ def test_registered_and_fills_the_afwm_cells_of_table1():
     assert full["afwm"]["chans"] == [64, 128, 256, 256, 256] and full["stages"]["warping"]["losses"]["smooth"] == 6.0
 
 
-def _batch(model, n=2):
+def _batch(kit, model, n=2):
     """Garment region shifted by 2 px between source and target; keypoints move by 1.5 px."""
-    torch.manual_seed(5)
+    parse, kp = kit.garment_parse_and_pose(model.size, n)
     h, w = model.size
-    parse = torch.zeros(n, h, w, dtype=torch.long)
-    parse[:, 10:50, 10:38] = 5
-    parse[:, 50:60, 12:36] = 9
-    kp = torch.rand(n, 18, 3) * torch.tensor([w - 4.0, h - 4.0, 0]) + torch.tensor([2.0, 2.0, 1.0])
     person = torch.rand(n, 3, h, w) * 2 - 1
     return {"person": person, "target_person": torch.roll(person, shifts=2, dims=3), "parse": parse,
             "target_parse": torch.roll(parse, shifts=2, dims=2), "pose": kp, "target_pose": kp + 1.5}
 
 
-def test_a_few_steps_lower_the_warping_loss():
-    cfg = reg.resolve_config("afwm", "warping module only", "deepfashion", "smoke")
-    model = reg.get_model("afwm")(cfg)
-    torch.manual_seed(0)
-    nets = model.build()
-    model.setup(torch.device("cpu"))
+def test_a_few_steps_lower_the_warping_loss(kit):
+    model, nets = kit.built_model("afwm", "warping module only", "deepfashion")
     stage = model.stages()[0]
-    batch = _batch(model)
+    batch = _batch(kit, model)
     opt = stage.make_optimizer(nets["afwm"].parameters())
     losses = []
     for _ in range(12):

@@ -18,12 +18,7 @@ from bench.models.gcl3d import Correspondence
 VARIANTS = ("3D-GCL *", "3D-GCL †", "3D-GCL ★", "3D-GCL")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/bench/conftest.py
 
 
 def test_registered_under_3dgcl_with_the_table3_variants_and_paper_config():
@@ -123,27 +118,19 @@ def test_generator_discriminator_and_r1():
     assert float(r1_penalty(logits, x)) > 0
 
 
-def _batch(model, n=2):
-    torch.manual_seed(5)
-    h, w = model.size
-    parse = torch.zeros(n, h, w, dtype=torch.long)
-    parse[:, 10:50, 10:38] = 5
-    parse[:, 50:60, 12:36] = 9
+def _batch(kit, model, n=2):
+    parse, kp = kit.garment_parse_and_pose(model.size, n)
     tparse = torch.roll(parse, shifts=2, dims=2)
-    kp = torch.rand(n, 18, 3) * torch.tensor([w - 4.0, h - 4.0, 0]) + torch.tensor([2.0, 2.0, 1.0])
+    h, w = model.size
     return {"person": torch.rand(n, 3, h, w) * 2 - 1, "target_person": torch.rand(n, 3, h, w) * 2 - 1,
             "parse": parse, "target_parse": tparse, "pose": kp, "target_pose": kp + 1.5}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_variants_change_the_computation(variant):
-    cfg = reg.resolve_config("3dgcl", variant, "deepfashion", "smoke")
-    model = reg.get_model("3dgcl")(cfg)
-    torch.manual_seed(0)
-    nets = model.build()
-    model.setup(torch.device("cpu"))
+def test_variants_change_the_computation(variant, kit):
+    model, nets = kit.built_model("3dgcl", variant, "deepfashion")
     stage = model.stages()[0]
-    terms = model.losses(stage, nets, _batch(model))
+    terms = model.losses(stage, nets, _batch(kit, model))
     glob = variant in ("3D-GCL †", "3D-GCL")
     with3d = variant in ("3D-GCL ★", "3D-GCL")
     assert hasattr(nets["corr"], "local_head") is (not glob)
@@ -151,26 +138,22 @@ def test_variants_change_the_computation(variant):
     assert ("flow" in terms) is with3d
     assert {"warp_l1_0", "warp_vgg_0", "warp_l1", "warp_vgg"} <= set(terms)
     assert model.uses_3d() is with3d
-    out = model.correspond(nets["corr"], _batch(model))
+    out = model.correspond(nets["corr"], _batch(kit, model))
     assert (out["o"] is not None) is glob
     loss = sum(w * terms[k] for k, w in stage.losses.items() if w)
     loss.backward()
     assert all(torch.isfinite(v) for v in terms.values())
 
 
-def test_tryon_stage_separates_generator_and_discriminator_gradients_and_updates_ema():
-    cfg = reg.resolve_config("3dgcl", "3D-GCL", "deepfashion", "smoke")
-    model = reg.get_model("3dgcl")(cfg)
-    torch.manual_seed(0)
-    nets = model.build()
-    model.setup(torch.device("cpu"))
+def test_tryon_stage_separates_generator_and_discriminator_gradients_and_updates_ema(kit):
+    model, nets = kit.built_model("3dgcl", "3D-GCL", "deepfashion")
     stage = model.stages()[1]
     assert stage.trains == ("generator", "discriminator") and "generator_ema" in stage.uses
     ema0 = [p.clone() for p in nets["generator_ema"].parameters()]
     with torch.no_grad():
         for p in nets["generator"].parameters():
             p.add_(0.01)
-    terms = model.losses(stage, nets, _batch(model))
+    terms = model.losses(stage, nets, _batch(kit, model))
     assert set(terms) == {"gan", "d_gan", "r1", "l1", "vgg"} and float(terms["r1"]) > 0  # first step regularises
     assert any(not torch.equal(a, b) for a, b in zip(ema0, nets["generator_ema"].parameters()))
     terms["gan"].backward(retain_graph=True)
@@ -180,7 +163,7 @@ def test_tryon_stage_separates_generator_and_discriminator_gradients_and_updates
         p.grad = None
     terms["d_gan"].backward()
     assert all(p.grad is None for p in nets["generator"].parameters())
-    out = model.infer(nets, _batch(model))
+    out = model.infer(nets, _batch(kit, model))
     assert set(out) == {"tryon", "warped_garment", "warped_parse"}
     labels = ((out["warped_parse"][:, 0] + 1) * 127.5).round()
     assert set(labels.unique().tolist()) <= {0.0, 5.0}  # garment labels only, stored as grey levels

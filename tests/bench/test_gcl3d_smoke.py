@@ -5,55 +5,30 @@ against Tables 1 and 2, and training beats initialisation on warped-garment L1 a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from cli import app
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
-
-    base = tmp_path_factory.mktemp("gcl_smoke")
-    home, results = base / "home", base / "results"
-    df = make_fixture("deepfashion", base / "df", n=12, size="64x48", seed=3, layout="3dgcl")
-    prepare("deepfashion", df, out=home / "deepfashion", quiet=True)
-    mpv = make_fixture("mpv", base / "mpv", n=12, size="64x48", seed=3, layout="competition")
-    prepare("mpv", mpv, out=home / "mpv", quiet=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("VTONDATA_HOME", str(home))
-            mp.setenv("VTONDATA_RESULTS", str(results))
-            cache = CliRunner().invoke(app, ["cache", "build", "--kind", "smpl-flow", "--dataset", "mpv"])
-            assert cache.exit_code == 0, cache.output
-            res = CliRunner().invoke(app, ["bench", "--model", "3dgcl", "--split", "hardpose", "--profile", "smoke",
-                                           "--device", "cpu"])
-            assert res.exit_code == 0, res.output
-            base_res = CliRunner().invoke(app, ["bench", "--model", "afwm", "--dataset", "mpv", "--split", "hardpose",
-                                                "--profile", "smoke", "--device", "cpu"])
-            assert base_res.exit_code == 0, base_res.output
-    finally:
-        torch.set_num_threads(threads)
-    return {"home": home, "results": results, "output": res.output}
+def smoke(tmp_path_factory, kit):
+    d = kit.prepared(tmp_path_factory, "gcl_smoke", "deepfashion", n=12, size="64x48", seed=3, layout="3dgcl",
+                     data_dir="df")
+    kit.prepare_fixture(d.home, d.base / "mpv", "mpv", n=12, size="64x48", seed=3, layout="competition")
+    with kit.one_thread(), kit.bench_env(d.home, d.results):
+        kit.cli_ok(["cache", "build", "--kind", "smpl-flow", "--dataset", "mpv"])
+        res = kit.cli_ok(["bench", "--model", "3dgcl", "--split", "hardpose", "--profile", "smoke", "--device", "cpu"])
+        kit.cli_ok(["bench", "--model", "afwm", "--dataset", "mpv", "--split", "hardpose", "--profile", "smoke",
+                    "--device", "cpu"])
+    return {"home": d.home, "results": d.results, "output": res.output}
 
 
-def _records(results: Path, model: str = "3dgcl") -> dict:
-    recs = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
-    return {r["dataset"]: r for r in recs if r["model"] == model}
-
-
-def test_afwm_baseline_fills_its_table1_hardpose_cell(smoke):
-    (r,) = _records(smoke["results"], "afwm").values()
+def test_afwm_baseline_fills_its_table1_hardpose_cell(smoke, kit):
+    (r,) = kit.read_records(smoke["results"], by="dataset", model="afwm").values()
     assert r["dataset"] == "mpv" and r["variant"] == "warping module only" and r["comparable"] is False
     assert [(c["table"], c["cell"]) for c in r["cells"]] == [("3d_gcl_table1_warping",
                                                              "afwm/warping-module-only/mpv/hardpose")]
@@ -61,8 +36,8 @@ def test_afwm_baseline_fills_its_table1_hardpose_cell(smoke):
     assert [s["stage"] for s in r["train_stats"]] == ["warping"]
 
 
-def test_hardpose_bench_records_both_datasets_with_provenance(smoke):
-    recs = _records(smoke["results"])
+def test_hardpose_bench_records_both_datasets_with_provenance(smoke, kit):
+    recs = kit.read_records(smoke["results"], by="dataset", model="3dgcl")
     assert set(recs) == {"deepfashion", "mpv"}
     for ds, setting in (("deepfashion", "pose-transfer"), ("mpv", "multi-pose")):
         r = recs[ds]
@@ -96,9 +71,7 @@ def _warp_quality(model, nets, batch):
 
 
 @pytest.mark.parametrize("dataset", ["deepfashion", "mpv"])
-def test_training_beats_initialisation_on_the_test_split(smoke, monkeypatch, dataset):
-    from bench.harness import checkpoint as ckpt
-    from bench.harness.data import open_dataset
+def test_training_beats_initialisation_on_the_test_split(smoke, kit, monkeypatch, dataset):
     from bench.harness.registry import get_model
     from bench.harness.run import Request, plan
 
@@ -107,15 +80,11 @@ def test_training_beats_initialisation_on_the_test_split(smoke, monkeypatch, dat
     model = get_model("3dgcl")(p.config)
     torch.manual_seed(0)  # the harness builds under the request's seed
     init = model.build()
-    trained = model.build()
-    for k, sd in ckpt.load(p.run_dir / "checkpoints" / "last.pt")["nets"].items():
-        trained[k].load_state_dict(sd)
+    trained = kit.load_last(model.build(), p.run_dir)
     for n in (*init.values(), *trained.values()):
         n.eval()
     setting = model.stages()[0].setting
-    inp = model.inputs("eval", setting)
-    ds = open_dataset(dataset, "test", setting, inp.fields, model.size, inp.label_space)
-    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    batch = kit.full_batch(model, dataset, "test", setting)
     l1_0, miou_0 = _warp_quality(model, init, batch)
     l1_1, miou_1 = _warp_quality(model, trained, batch)
     assert miou_1 > miou_0 + 0.2

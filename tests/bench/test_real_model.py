@@ -14,29 +14,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from bench.harness.dist import Context
-    from bench.harness.run import Evaluation, Request, execute, plan
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
+def run(tmp_path_factory, kit):
+    from bench.harness.run import Request, plan
 
-    base = tmp_path_factory.mktemp("real_model")
-    home, results = base / "home", base / "results"
-    data = make_fixture("mpv", base / "data", n=40, size="64x48", seed=2, layout="detail_carving")
-    prepare("mpv", data, out=home / "mpv", quiet=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VTONDATA_HOME", str(home))
-        mp.setenv("VTONDATA_RESULTS", str(results))
+    d = kit.prepared(tmp_path_factory, "real_model", "mpv", n=40, size="64x48", seed=2, layout="detail_carving")
+    with kit.bench_env(d.home, d.results):
         p = plan(Request(model="real", dataset="mpv", split="test", profile="smoke", device="cpu",
                          overrides=["size=[64,48]"]), "mpv")
         (ev,) = p.evaluations  # every table's Real-data cell on MPV test, one evaluation
         assert {"ssim", "mask_ssim", "is", "mask_is"} <= {m["metric"] for m in ev.metrics}
         # score the Tree-Block Table 1 metrics but one Inception pass (IS) to keep the test short
-        p.evaluations = [Evaluation(ev.setting, ev.preset, [m for m in ev.metrics if m["metric"] in
-                                                            ("ssim", "mask_ssim", "is")], ev.cells)]
-        paths = execute(p, Context(device=torch.device("cpu")), log=lambda s: None)
+        paths = kit.execute_cpu(p, ("ssim", "mask_ssim", "is"))
     recs = [json.loads(path.read_text()) for path in paths]
-    return {"home": home, "records": recs}
+    return {"home": d.home, "records": recs}
 
 
 def test_real_data_scores_the_ground_truth(run):

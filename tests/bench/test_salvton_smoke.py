@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 
@@ -17,41 +16,18 @@ VARIANT = "w/ Deformable Patch"
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from cli import app
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
-
-    base = tmp_path_factory.mktemp("salvton_smoke")
-    home, results = base / "home", base / "results"
-    data = make_fixture("viton", base / "data", n=12, size="128x96", seed=3)
-    prepare("viton", data, out=home / "viton", quiet=True)
-    runner = CliRunner()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VTONDATA_HOME", str(home))
-        mp.setenv("VTONDATA_RESULTS", str(results))
-        res = runner.invoke(app, ["landmarks", "convert", str(data / ".vtondata-fixture" / "landmarks.csv"),
-                                  "--manifest", str(home / "viton"), "--out", str(base / "lm")])
-        assert res.exit_code == 0, res.output
-        res = runner.invoke(app, ["bench", "--model", "salvton", "--variant", VARIANT, "--dataset", "viton",
-                                  "--split", "test", "--profile", "smoke", "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    return {"home": home, "results": results, "output": res.output}
+def smoke(tmp_path_factory, kit):
+    d = kit.prepared(tmp_path_factory, "salvton_smoke", "viton", n=12, size="128x96", seed=3)
+    with kit.bench_env(d.home, d.results):
+        kit.cli_ok(["landmarks", "convert", str(d.data / ".vtondata-fixture" / "landmarks.csv"),
+                    "--manifest", str(d.home / "viton"), "--out", str(d.base / "lm")])
+        res = kit.cli_ok(["bench", "--model", "salvton", "--variant", VARIANT, "--dataset", "viton",
+                          "--split", "test", "--profile", "smoke", "--device", "cpu"])
+    return {"home": d.home, "results": d.results, "output": res.output}
 
 
-@pytest.fixture()
-def env(smoke, monkeypatch):
-    monkeypatch.setenv("VTONDATA_HOME", str(smoke["home"]))
-    monkeypatch.setenv("VTONDATA_RESULTS", str(smoke["results"]))
-    return smoke
-
-
-def _records(results: Path) -> dict:
-    return {r["setting"]: r for r in (json.loads(p.read_text()) for p in sorted(results.glob("*.json")))}
-
-
-def test_smoke_bench_fills_the_table3_cells(env):
-    recs = _records(env["results"])
+def test_smoke_bench_fills_the_table3_cells(env, kit):
+    recs = kit.read_records(env["results"], by="setting")
     assert set(recs) == {"paired", "unpaired"}
     assert set(recs["paired"]["metrics"]) == {"ssim", "psnr"} and set(recs["unpaired"]["metrics"]) == {"fid"}
     assert recs["paired"]["cells"] == [{"table": "sal_vton_table3_ablation_viton",
@@ -162,19 +138,16 @@ def test_table3_variants_are_all_fillable():
         assert cells and all(reg.cell_fillable(c)[0] and c["variant"] == "full" for c in cells)
 
 
-def test_edit_landmarks_cli_rerenders_from_the_file(env, tmp_path):
+def test_edit_landmarks_cli_rerenders_from_the_file(env, kit, tmp_path):
     from PIL import Image
 
-    from cli import app
-
-    rec = _records(env["results"])["paired"]
+    rec = kit.read_records(env["results"], by="setting")["paired"]
     key = sorted((Path(rec["outputs"]) / "tryon").glob("*.png"))[0].stem
     edits = tmp_path / "moves.json"
     edits.write_text(json.dumps({"tuple": key, "person": {"10": [20, 30]}, "garment": {"3": {"attribute": 0}}}))
     out = tmp_path / "edit.png"
-    res = CliRunner().invoke(app, ["bench", "edit-landmarks", "--variant", VARIANT, "--dataset", "viton",
-                                   "--profile", "smoke", "--edits", str(edits), "--out", str(out)])
-    assert res.exit_code == 0, res.output
+    kit.cli_ok(["bench", "edit-landmarks", "--variant", VARIANT, "--dataset", "viton", "--profile", "smoke",
+                "--edits", str(edits), "--out", str(out)])
     with Image.open(out) as im:
         assert im.size == (4 * 48, 64)
     dump = json.loads(out.with_suffix(".json").read_text())
@@ -183,12 +156,12 @@ def test_edit_landmarks_cli_rerenders_from_the_file(env, tmp_path):
     assert dump["after"]["person"]["xy"][0] == dump["before"]["person"]["xy"][0]
 
 
-def test_saved_landmarks_are_scored_with_the_landmark_metrics(env):
+def test_saved_landmarks_are_scored_with_the_landmark_metrics(env, kit):
     import numpy as np
 
     from bench.models.salvton import evaluate_saved_landmarks
 
-    rec = _records(env["results"])["paired"]
+    rec = kit.read_records(env["results"], by="setting")["paired"]
     files = sorted((Path(rec["outputs"]) / "landmarks").glob("*.npy"))
     assert len(files) == 3 and np.load(files[0]).shape == (2, 32, 3)
     rep = evaluate_saved_landmarks(rec["outputs"], "viton", None, (64, 48))

@@ -9,42 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from cli import app
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
-
-    base = tmp_path_factory.mktemp("spg_smoke")
-    home, results = base / "home", base / "results"
-    data = make_fixture("mpv", base / "data", n=40, size="64x48", seed=3)  # 30 train / 10 test triplets
-    prepare("mpv", data, out=home / "mpv", quiet=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VTONDATA_HOME", str(home))
-        mp.setenv("VTONDATA_RESULTS", str(results))
-        res = CliRunner().invoke(app, ["bench", "--model", "spgvton", "--profile", "smoke", "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    return {"home": home, "results": results, "output": res.output}
+def smoke(tmp_path_factory, kit):
+    d = kit.prepared(tmp_path_factory, "spg_smoke", "mpv", n=40, size="64x48", seed=3)  # 30 train / 10 test triplets
+    with kit.bench_env(d.home, d.results):
+        res = kit.cli_ok(["bench", "--model", "spgvton", "--profile", "smoke", "--device", "cpu"])
+    return {"home": d.home, "results": d.results, "output": res.output}
 
 
-@pytest.fixture()
-def env(smoke, monkeypatch):
-    monkeypatch.setenv("VTONDATA_HOME", str(smoke["home"]))
-    monkeypatch.setenv("VTONDATA_RESULTS", str(smoke["results"]))
-    return smoke
-
-
-def _records(results: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
-
-
-def test_record_fills_the_tables_cells_with_region_metrics(env):
-    (r,) = [x for x in _records(env["results"]) if x["variant"] == "full"]
+def test_record_fills_the_tables_cells_with_region_metrics(env, kit):
+    (r,) = kit.read_records(env["results"], variant="full")
     assert r["model"] == "spgvton" and r["dataset"] == "mpv" and r["split"] == "test" and r["setting"] == "multi-pose"
     assert [s["stage"] for s in r["train_stats"]] == ["spm", "cwm_tsm", "joint"]
     assert r["comparable"] is False and "profile smoke" in r["not_comparable_because"]
@@ -67,35 +45,23 @@ def test_record_fills_the_tables_cells_with_region_metrics(env):
     assert len(list((out / "tryon").glob("*.png"))) == len(list((out / "tryon_gt_semantic").glob("*.png"))) == 10
 
 
-def test_leaderboard_shows_w_st_from_the_full_run(env):
-    from cli import app
-
-    res = CliRunner().invoke(app, ["leaderboard", "show", "--table", "spg_vton_table4_ablation_mpv", "--format", "csv"])
-    assert res.exit_code == 0, res.output
-    (r,) = [x for x in _records(env["results"]) if x["variant"] == "full"]
+def test_leaderboard_shows_w_st_from_the_full_run(env, kit):
+    res = kit.cli_ok(["leaderboard", "show", "--table", "spg_vton_table4_ablation_mpv", "--format", "csv"])
+    (r,) = kit.read_records(env["results"], variant="full")
     line = next(l for l in res.output.splitlines() if l.startswith("SPG-VTON,w/ S_t,") and ",Mask-SSIM (Face)," in l)
     assert line.split(",")[6].startswith(f"{r['metrics']['mask_ssim@face:gt-semantic']['value']:.3f} ± ")
     full = next(l for l in res.output.splitlines() if l.startswith("SPG-VTON,full,") and ",SSIM," in l)
     assert full.split(",")[6].startswith(f"{r['metrics']['ssim']['value']:.3f}")
 
 
-def _test_batch(model):
-    from bench.harness.data import open_dataset
-
-    inp = model.inputs("eval", "multi-pose")
-    ds = open_dataset("mpv", "test", "multi-pose", inp.fields, model.size, inp.label_space)
-    return torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
-
-
-def test_training_beats_initialisation_and_the_cycle_returns(env):
-    from bench.harness import checkpoint as ckpt
+def test_training_beats_initialisation_and_the_cycle_returns(env, kit):
     from bench.harness.registry import get_model
     from bench.harness.run import Request, plan
     from bench.metrics import build_metric
 
     p = plan(Request(model="spgvton", dataset="mpv", profile="smoke"), "mpv")
     model = get_model("spgvton")(p.config)
-    batch = _test_batch(model)
+    batch = kit.full_batch(model, "mpv", "test", "multi-pose")
 
     def quality(nets):
         for n in nets.values():
@@ -113,9 +79,7 @@ def test_training_beats_initialisation_and_the_cycle_returns(env):
     torch.manual_seed(0)  # the run's initialisation (seed 0)
     nets = model.build()
     ssim0, acc0, cyc0 = quality(nets)
-    for k, sd in ckpt.load(p.run_dir / "checkpoints" / "last.pt")["nets"].items():
-        nets[k].load_state_dict(sd)
-    ssim1, acc1, cyc1 = quality(nets)
+    ssim1, acc1, cyc1 = quality(kit.load_last(nets, p.run_dir))
     assert ssim1 > ssim0 + 0.05, (ssim0, ssim1)
     assert acc1 > acc0 + 0.2, (acc0, acc1)  # G1 learned the target parsing
     assert max(cyc0) < 1e-3, cyc0  # both TPS warps start as the identity
@@ -140,20 +104,14 @@ def test_lambda3_run_shares_stage1(env):
     assert all(torch.equal(a[k], b[k]) for k in a)  # the shared G1, frozen in stage 2
 
 
-def test_runs_on_deepfashion_pairs_with_the_source_garment(tmp_path, monkeypatch):
-    from cli import app
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
-
-    monkeypatch.setenv("VTONDATA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VTONDATA_RESULTS", str(tmp_path / "results"))
-    # the 3dgcl layout ships parsing and keypoints
-    data = make_fixture("deepfashion", tmp_path / "data", n=12, size="64x48", seed=1, layout="3dgcl")
-    prepare("deepfashion", data, out=tmp_path / "home" / "deepfashion", quiet=True)
-    fast = [a for s in ("spm", "cwm_tsm", "joint") for a in ("--set", f"stages.{s}.steps=1")]
-    res = CliRunner().invoke(app, ["bench", "--model", "spgvton", "--dataset", "deepfashion", "--setting",
-                                   "pose-transfer", "--profile", "smoke", "--device", "cpu", *fast])
-    assert res.exit_code == 0, res.output
-    (r,) = _records(tmp_path / "results")
+def test_runs_on_deepfashion_pairs_with_the_source_garment(tmp_path, kit):
+    with kit.bench_env(tmp_path / "home", tmp_path / "results"):
+        # the 3dgcl layout ships parsing and keypoints
+        kit.prepare_fixture(tmp_path / "home", tmp_path / "data", "deepfashion", n=12, size="64x48", seed=1,
+                            layout="3dgcl")
+        fast = [a for s in ("spm", "cwm_tsm", "joint") for a in ("--set", f"stages.{s}.steps=1")]
+        kit.cli_ok(["bench", "--model", "spgvton", "--dataset", "deepfashion", "--setting", "pose-transfer",
+                    "--profile", "smoke", "--device", "cpu", *fast])
+    (r,) = kit.read_records(tmp_path / "results")
     assert r["dataset"] == "deepfashion" and r["setting"] == "pose-transfer"
     assert r["config"]["garment_source"] == "source_worn" and 0 < r["metrics"]["ssim"]["value"] < 1

@@ -4,11 +4,8 @@ the clean count; SPG-VTON's ``w/o Noise`` variant plans its training on it."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 
@@ -17,33 +14,22 @@ FAST = [a for s, n in (("spm", 2), ("cwm_tsm", 2), ("joint", 1))
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory):
-    from cli import app
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
-
-    base = tmp_path_factory.mktemp("train_clean")
-    home, results = base / "home", base / "results"
-    data = make_fixture("mpv", base / "data", n=16, size="64x48", seed=2)
-    prepare("mpv", data, out=home / "mpv", quiet=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VTONDATA_HOME", str(home))
-        mp.setenv("VTONDATA_RESULTS", str(results))
+def reviewed(tmp_path_factory, kit):
+    d = kit.prepared(tmp_path_factory, "train_clean", "mpv", n=16, size="64x48", seed=2)
+    with kit.bench_env(d.home, d.results):
         from vtondata.manifest import open_manifest
 
         t = open_manifest("mpv").tuples
         train = sorted(t[t["split"] == "train"]["tuple_id"])
         noisy = train[:3]
-        dec = base / "decisions.csv"
+        dec = d.base / "decisions.csv"
         pd.DataFrame({"dataset": "mpv", "tuple_id": noisy, "decision": "noisy", "kind": "accessory",
                       "reviewer": "test", "time": "2026-01-01T00:00:00", "source": "test"}).to_csv(dec, index=False)
-        res = CliRunner().invoke(app, ["review", "splits", "mpv", "--decisions", str(dec)])
-        assert res.exit_code == 0, res.output
+        res = kit.cli_ok(["review", "splits", "mpv", "--decisions", str(dec)])
         # "w/ S_t" has no table cells: the default multi-pose metrics (SSIM, PSNR, LPIPS), no Inception passes
-        bench = CliRunner().invoke(app, ["bench", "--model", "spgvton", "--variant", "w/ S_t", "--split", "train-clean",
-                                         "--profile", "smoke", "--device", "cpu", *FAST])
-    assert bench.exit_code == 0, bench.output
-    return {"home": home, "results": results, "train": train, "noisy": noisy, "output": res.output}
+        kit.cli_ok(["bench", "--model", "spgvton", "--variant", "w/ S_t", "--split", "train-clean",
+                    "--profile", "smoke", "--device", "cpu", *FAST])
+    return {"home": d.home, "results": d.results, "train": train, "noisy": noisy, "output": res.output}
 
 
 def test_review_splits_writes_the_clean_split(reviewed):
@@ -52,8 +38,8 @@ def test_review_splits_writes_the_clean_split(reviewed):
     assert f"train-clean: {len(clean)} tuples" in reviewed["output"]
 
 
-def test_bench_trains_on_train_clean_and_evaluates_on_test(reviewed):
-    recs = [json.loads(p.read_text()) for p in sorted(reviewed["results"].glob("*.json"))]
+def test_bench_trains_on_train_clean_and_evaluates_on_test(reviewed, kit):
+    recs = kit.read_records(reviewed["results"])
     assert len(recs) == 1
     r = recs[0]
     n_clean = len(reviewed["train"]) - len(reviewed["noisy"])

@@ -19,30 +19,19 @@ STEPS = ["stages.gmm.steps=60", "stages.parsing.steps=10", "stages.appearance.st
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from bench.harness.dist import Context
-    from bench.harness.run import Evaluation, Request, execute, plan
-    from vtondata.fixtures import make_fixture
-    from vtondata.prepare import prepare
+def smoke(tmp_path_factory, kit):
+    from bench.harness.run import Request, plan
 
-    base = tmp_path_factory.mktemp("tb_smoke")
-    home, results = base / "home", base / "results"
-    data = make_fixture("mpv", base / "data", n=16, size="128x96", seed=3, layout="detail_carving")
-    prepare("mpv", data, out=home / "mpv", quiet=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VTONDATA_HOME", str(home))
-        mp.setenv("VTONDATA_RESULTS", str(results))
+    d = kit.prepared(tmp_path_factory, "tb_smoke", "mpv", n=16, size="128x96", seed=3, layout="detail_carving")
+    with kit.bench_env(d.home, d.results):
         p = plan(Request(model="treeblock", dataset="mpv", split="test", profile="smoke", device="cpu",
                          overrides=STEPS), "mpv")
         assert {c["table"] for e in p.evaluations for c in e.cells} == {"tree_block_table1_mpv",
                                                                         "tree_block_table2_ablation_mpv"}
-        ev = p.evaluations[0]
-        p.evaluations = [Evaluation(ev.setting, ev.preset, [m for m in ev.metrics if m["metric"] in
-                                                            ("ssim", "mask_ssim")], ev.cells)]
         logs: list[str] = []
-        paths = execute(p, Context(device=torch.device("cpu")), log=logs.append)
+        paths = kit.execute_cpu(p, ("ssim", "mask_ssim"), log=logs.append)
     assert len(paths) == 1
-    return {"home": home, "plan": p, "record": json.loads(paths[0].read_text()), "logs": logs}
+    return {"home": d.home, "plan": p, "record": json.loads(paths[0].read_text()), "logs": logs}
 
 
 def test_smoke_run_trains_every_stage_and_records(smoke):
@@ -63,33 +52,17 @@ def test_smoke_run_trains_every_stage_and_records(smoke):
         == r["data"]["n_eval"] == 4
 
 
-def test_training_beats_initialisation_on_the_test_split(smoke):
-    from bench.harness import checkpoint as ckpt
-    from bench.harness.data import open_dataset
+def test_training_beats_initialisation_on_the_test_split(smoke, kit):
     from bench.harness.registry import get_model
-    from bench.metrics import build_metric
 
     p = smoke["plan"]
     model = get_model("treeblock")(p.config)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VTONDATA_HOME", str(smoke["home"]))
-        inp = model.inputs("eval", "multi-pose")
-        ds = open_dataset("mpv", "test", "multi-pose", inp.fields, model.size, inp.label_space)
-        batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
-
-    def quality(nets):
-        for n in nets.values():
-            n.eval()
-        out, ref = model.infer(nets, batch), model.references(batch)
-        ssim = build_metric("ssim", "pytorch-fid")
-        ssim.update(((out["tryon"] + 1) / 2).clamp(0, 1), (ref["tryon"] + 1) / 2)
-        return (out["warped_garment"] - ref["warped_garment"]).abs().mean().item(), ssim.compute()["value"]
-
+        batch = kit.full_batch(model, "mpv", "test", "multi-pose")
     torch.manual_seed(0)  # the run's initialisation (seed 0)
     nets = model.build()
-    l1_init, ssim_init = quality(nets)
-    for k, sd in ckpt.load(p.run_dir / "checkpoints" / "last.pt")["nets"].items():
-        nets[k].load_state_dict(sd)
-    l1_trained, ssim_trained = quality(nets)
+    l1_init, ssim_init = kit.warp_l1_and_ssim(model, nets, batch, "pytorch-fid")
+    l1_trained, ssim_trained = kit.warp_l1_and_ssim(model, kit.load_last(nets, p.run_dir), batch, "pytorch-fid")
     assert l1_trained < 0.8 * l1_init, (l1_init, l1_trained)
     assert ssim_trained > ssim_init + 0.1, (ssim_init, ssim_trained)

@@ -3,8 +3,11 @@ naive per-landmark loop, and each Table 3 variant builds a different computation
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.models.blocks.sal_flow import (GlobalFlow, LocalFlow, base_grid, charbonnier_smoothness, compose,
                                           local_warp_loop, sample)
@@ -69,11 +72,12 @@ def test_local_flow_window_is_a_fifth_of_the_image():
     assert (lf.win_h, lf.win_w) == (51, 39) and lf.init_h == pytest.approx(51.2) and lf.init_w == pytest.approx(38.4)
 
 
+@pytest.mark.parametrize("impl", ["crop", "softbox"])
 @pytest.mark.parametrize("patch", ["deformable", "fixed"])
-def test_local_flow_batched_equals_naive_loop(patch):
+def test_local_flow_batched_equals_naive_loop(patch, impl):
     p, g = _pyramids()
     torch.manual_seed(1)
-    lf = LocalFlow((H, W), K, 16, 3, 8, 8, patch=patch, chunk=7)
+    lf = LocalFlow((H, W), K, 16, 3, 8, 8, patch=patch, chunk=7, impl=impl)
     xy_g, xy_p, valid = _landmarks()
     valid[0, :5] = False
     garment = torch.rand(2, 3, H, W) * 2 - 1
@@ -90,21 +94,97 @@ def test_local_flow_batched_equals_naive_loop(patch):
     assert far.any() and (out["flow"][0, :, far] == -2).all() and (out["warped"][0, :, far] == 1).all()
 
 
-def test_deformable_patch_sizes_are_learnt_fixed_ones_ignore_the_head():
+@pytest.mark.parametrize("impl", ["crop", "softbox"])
+def test_deformable_patch_sizes_are_learnt_fixed_ones_ignore_the_head(impl):
     p, g = _pyramids()
     xy_g, xy_p, valid = _landmarks()
     garment = torch.rand(2, 3, H, W) * 2 - 1
     torch.manual_seed(0)
-    deform = LocalFlow((H, W), K, 16, 3, 8, 8, patch="deformable")
+    deform = LocalFlow((H, W), K, 16, 3, 8, 8, patch="deformable", impl=impl)
     out = deform(p, g, xy_g, xy_p, valid, garment)
     s = out["sizes"]
     assert s.shape == (2, K, 4) and (s[..., 0] <= W / 5 + 1e-4).all() and (s[..., 1] <= H / 5 + 1e-4).all()
     out["warped"].sum().backward()
     assert deform.c1[-1].weight.grad.abs().sum() > 0  # Eqs. 2-3: the size head gets gradient
-    fixed = LocalFlow((H, W), K, 16, 3, 8, 8, patch="fixed")
+    fixed = LocalFlow((H, W), K, 16, 3, 8, 8, patch="fixed", impl=impl)
     assert fixed.c1 is None and fixed(p, g, xy_g, xy_p, valid, garment)["sizes"] is None
     box = fixed.box(None, 0, 1)
     assert set(box.unique().tolist()) <= {0.0, 1.0}  # hard I_h x I_w boxes
+
+
+@pytest.mark.parametrize("impl", ["crop", "softbox"])
+@pytest.mark.parametrize("patch", ["deformable", "fixed"])
+def test_local_flow_core_batched_equals_per_landmark_loop_with_gradients(patch, impl):
+    """The batched core (all N x K patches per call) and the per-landmark Python loop compute the same W_l,
+    coverage, attention and input gradients (the perf benchmark times exactly these two)."""
+    torch.manual_seed(0)
+    n, c = 2, 8
+    lf = LocalFlow((H, W), K, 16, 3, 8, c, patch=patch, impl=impl, chunk=7)
+    xy_g, xy_p, valid = _landmarks()
+    valid[1, 3:9] = False
+    leaves = [torch.randn(n, c, H, W), torch.randn(n, c, H, W), torch.randn(n, K, H, W)]
+    if patch == "deformable":
+        leaves.append(torch.rand(n, K, 4) * torch.tensor([W / 5, H / 5, W / 5, H / 5]) + 1)
+    for t in leaves:
+        t.requires_grad_(True)
+    fp, fg, logit = leaves[:3]
+    sizes = leaves[3] if patch == "deformable" else None
+    garment = torch.rand(n, 3, H, W) * 2 - 1
+    fast = lf.core(fp, fg, xy_g, xy_p, valid, garment, sizes, logit)
+    slow = lf.core_loop(fp, fg, xy_g, xy_p, valid, garment, sizes, logit)
+    for key in ("warped", "covered", "att"):
+        assert torch.allclose(fast[key], slow[key], atol=1e-5), key
+    assert float((fast["warped"] != 1).float().mean()) > 0.2  # windows really cover the image
+    hit = fast["att"].sum(1) > 0
+    assert torch.allclose(fast["att"].sum(1)[hit], torch.ones(()), atol=1e-5)  # Eq. 4 weights sum to 1
+    assert fast["att"][1, 3:9].abs().sum() == 0  # dropped pairs take no part
+    gf = torch.autograd.grad(fast["warped"].square().sum() + fast["att"].sum(), leaves)
+    gs = torch.autograd.grad(slow["warped"].square().sum() + slow["att"].sum(), leaves)
+    for a, b in zip(gf, gs):
+        assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["crop", "softbox"])
+def test_local_flow_recovers_a_translation(impl):
+    """Garment features = person features shifted by (3, 2) px and landmarks shifted alike: the local flow of
+    the person-patch pixels points (3, 2) px away, within a fraction of a pixel."""
+    torch.manual_seed(0)
+    lf = LocalFlow((H, W), K, 16, 3, 8, 8, patch="fixed", impl=impl)
+    with torch.no_grad():
+        lf.log_tau.fill_(math.log(30.0))  # sharp matching
+    fp = F.interpolate(torch.randn(1, 8, 16, 12), size=(H, W), mode="bicubic", align_corners=False)
+    fp = fp / fp.norm(dim=1, keepdim=True)
+    fg = torch.roll(fp, shifts=(2, 3), dims=(2, 3))
+    shift = torch.tensor([3.0, 2.0])
+    xy_p = torch.rand(1, K, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([W - 20.0, H - 20.0]) + 8
+    cp = torch.round(xy_p)
+    with torch.no_grad():
+        coords, member = lf.window_coords(fp, fg, xy_p + shift, xy_p, cp, None)
+    err = (coords - (cp[:, :, None, :] + lf.offsets) - shift).norm(dim=-1)[member > 0.5]
+    assert float(err.median()) < 0.6 and float(err.quantile(0.9)) < 1.2
+
+
+def test_crop_impl_is_the_default_and_softbox_a_config_option():
+    from bench.harness import registry as reg
+
+    crop = _model("full").build()["warp"].local
+    assert crop.impl == "crop" and (crop.patch_h, crop.patch_w) == (12, 9) and crop.unit.shape == (108, 2)
+    cfg = reg.resolve_config("salvton", "full", "viton", "smoke", ["warp.local_impl=softbox", "warp.patch_res=8"])
+    soft = reg.get_model("salvton")(cfg).build()["warp"].local
+    assert soft.impl == "softbox" and soft.patch_h == 8
+    with pytest.raises(ValueError):
+        LocalFlow((H, W), K, 16, 3, 8, 8, impl="dense")
+    # same weights, same inputs: the two formulations really compute different local flows
+    p, g = _pyramids()
+    xy_g, xy_p, valid = _landmarks()
+    garment = torch.rand(2, 3, H, W) * 2 - 1
+    torch.manual_seed(3)
+    a = LocalFlow((H, W), K, 16, 3, 8, 8).eval()
+    b = LocalFlow((H, W), K, 16, 3, 8, 8, impl="softbox").eval()
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(a(p, g, xy_g, xy_p, valid, garment)["coords"],
+                                  b(p, g, xy_g, xy_p, valid, garment)["coords"], atol=1e-3)
 
 
 def test_global_flow_outputs_and_local_attention_input():

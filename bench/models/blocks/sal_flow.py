@@ -13,16 +13,30 @@ resizing. :func:`compose` chains a residual: ``warp(warp(x, f), d) == warp(x, co
   attention logit ``m_g`` ``N x 1 x H x W``.
 * :class:`LocalFlow` (Fig. 5, Eqs. 1-4): ``pg = C_0([p_i, g_i])`` on the finest ``levels`` pyramid levels
   (summed at 1/2 resolution); patch sizes ``(g_w, g_h, p_w, p_h) = sigmoid(C_1(pg)) * (I_w, I_h, I_w, I_h)``
-  with ``I = image / init_frac`` (Eqs. 2-3; ``patch="fixed"`` drops ``C_1`` and uses hard ``I_h x I_w`` boxes);
-  per landmark pair k a window of ``odd(I_h) x odd(I_w)`` pixels around ``L_g^k`` (garment) and ``L_p^k``
-  (person) is cropped from full-resolution correlation features (all 32 windows of all samples in one
-  ``grid_sample``), both crops are weighted by their (soft) patch boxes, the correlation matrix is their
-  matrix product (softmax over garment positions; the garment box enters as a log prior; computed with the
-  attention kernel of :func:`correlate` on CUDA, in memory-bounded groups on CPU), and the local
-  flow of a person pixel is the correlation-weighted mean of the garment positions (paper: "search for the
-  correlative position coordinates on the garment"; DECIDED: positions, not a learnt value map). The local
-  attention ``m_l`` ``N x K x H x W`` is restricted to each pair's person window; ``W_l`` (Eq. 4) is the
-  softmax-over-K blend of the K locally warped garments, white (1) where no window covers a pixel.
+  with ``I = image / init_frac`` (Eqs. 2-3; ``patch="fixed"`` drops ``C_1`` and uses ``I_w x I_h`` hard boxes).
+  Per landmark pair k the person patch around ``L_p^k`` and the garment patch around ``L_g^k`` are cropped from
+  full-resolution correlation features, correlated by matrix product (softmax over garment positions) and the
+  local flow of a person position is the correlation-weighted mean of the garment positions (paper: "search
+  for the correlative position coordinates on the garment"; DECIDED: positions, not a learnt value map).
+  ``impl`` (config ``warp.local_impl``) picks the crop:
+
+  - ``"crop"`` (default, DECIDED): each patch, at its (deformable) size, is resampled to a fixed
+    ``patch_res x round(patch_res W / H)`` grid of cells (ROI-align style, all N x K patches in one
+    ``grid_sample``; the sizes move the sampling positions, so Eqs. 2-3 get gradient through them), one batched
+    fused-attention call correlates them, and the per-cell garment positions are resampled (one
+    ``grid_sample``) onto the person window's pixels;
+  - ``"softbox"`` (ModelScope's code): full-resolution ``odd(I_h) x odd(I_w)`` windows (51 x 39 at 256x192)
+    weighted by soft boxes ``sigmoid(slope (size/2 - |d|))`` (hard for fixed), the garment box as a log prior;
+    every window pixel against every window pixel (4M entries per patch at 256x192, in memory-bounded
+    groups on CPU).
+
+  Both give garment positions for every pixel of the person window of ``odd(I_h) x odd(I_w)`` pixels centred
+  on the rounded ``L_p^k`` and the pixel's membership of the person patch (soft box, hard for fixed). Eq. 4
+  (:meth:`LocalFlow.blend`): ``W_l(x) = sum_k a_k(x) G(f_l^k(x))``, ``a_k`` the softmax of
+  ``m_l^k(x) + log(member_k(x) + 1e-6)`` over the patches whose window covers x (membership > 1e-3), white
+  (1) where none does; computed on the windows with flat-index gathers / scatters. The local attention output
+  ``m_l`` (``N x K x H x W``) holds those ``a_k``. :meth:`LocalFlow.core_loop` is the same math one patch per
+  Python iteration (reference for tests and ``bench/perf/perf_salvton.py``).
 * :func:`fuse` (Eq. 5): ``W_f = (1 - sigmoid(m_g)) * W_l + sigmoid(m_g) * W_g``.
 * :func:`charbonnier_smoothness` (Eq. 8): generalised Charbonnier ``((d2 f)^2 + eps^2)^q`` (q = 0.45, PF-AFN) of
   the second differences of a flow in four directions.
@@ -147,17 +161,49 @@ def _odd(x: float) -> int:
     return n if n % 2 else n + 1
 
 
+def _cells(rows: int, cols: int, unit: bool) -> torch.Tensor:
+    """``rows cols x 2`` (x, y) grid, row-major: pixel offsets from the centre (``unit=False``) or cell centres
+    of a unit patch in [-0.5, 0.5] (``unit=True``)."""
+    if unit:
+        dy, dx = (torch.arange(rows) + 0.5) / rows - 0.5, (torch.arange(cols) + 0.5) / cols - 0.5
+    else:
+        dy, dx = torch.arange(rows) - (rows - 1) / 2, torch.arange(cols) - (cols - 1) / 2
+    gy, gx = torch.meshgrid(dy.float(), dx.float(), indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
+
+
+IMPLS = ("crop", "softbox")
+
+
 class LocalFlow(nn.Module):
+    """Local flow and Eq. 4 blend; ``impl`` picks how a patch pair is correlated (see the module docstring):
+
+    * ``"crop"`` (default): each patch ``(w, h)`` around its landmark is resampled to a fixed ``patch_h x
+      patch_w`` grid (``patch_res`` rows, columns by the image aspect) with one ``grid_sample`` for all
+      N x K patches (the deformable sizes move the sampling positions, so the size head gets gradient through
+      them); correlation ``(NK, P, C) x (NK, C, P)`` in one batched matmul, softmax over garment cells, garment
+      positions averaged per person cell; the ``NK x 2 x patch_h x patch_w`` position maps are resampled onto
+      each person window with one ``grid_sample``. 12 x 9 cells at 256x192 (4.3 px, the 1/4 pyramid level's
+      spacing): 108^2 correlation entries per patch instead of 1989^2.
+    * ``"softbox"``: the ModelScope formulation; full-resolution ``win_h x win_w`` windows weighted by soft
+      boxes, correlation of every window pixel with every window pixel (4M entries per patch at 256x192).
+
+    Both feed the same windowed blend (:meth:`blend`)."""
+
     def __init__(self, size, num_points: int = 32, dim: int = 256, levels: int = 3, local_ch: int = 32,
                  corr_ch: int = 16, init_frac: float = 5.0, patch: str = "deformable", slope: float = 2.0,
-                 chunk: int = 32):
+                 chunk: int = 32, impl: str = "crop", patch_res: int = 12):
         super().__init__()
         if patch not in ("deformable", "fixed"):
             raise ValueError(f"patch must be 'deformable' or 'fixed', not {patch!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"local flow impl must be one of {IMPLS}, not {impl!r}")
         self.h, self.w = int(size[0]), int(size[1])
         self.k, self.levels, self.patch, self.slope, self.chunk = num_points, levels, patch, slope, chunk
+        self.impl = impl
         self.init_h, self.init_w = self.h / init_frac, self.w / init_frac
         self.win_h, self.win_w = _odd(self.init_h), _odd(self.init_w)
+        self.patch_h, self.patch_w = int(patch_res), max(1, int(round(patch_res * self.w / self.h)))
         self.c0 = nn.ModuleList(nn.Sequential(nn.Conv2d(2 * dim, local_ch, 3, 1, 1), nn.BatchNorm2d(local_ch),
                                               nn.PReLU(local_ch)) for _ in range(levels))
         self.c1 = None
@@ -173,10 +219,8 @@ class LocalFlow(nn.Module):
         self.att = nn.Sequential(nn.Conv2d(local_ch, local_ch, 3, 1, 1), nn.PReLU(local_ch),
                                  nn.Conv2d(local_ch, num_points, 3, 1, 1))
         self.log_tau = nn.Parameter(torch.tensor(math.log(4.0 / math.sqrt(corr_ch))))
-        dy = torch.arange(self.win_h, dtype=torch.float32) - (self.win_h - 1) / 2
-        dx = torch.arange(self.win_w, dtype=torch.float32) - (self.win_w - 1) / 2
-        gy, gx = torch.meshgrid(dy, dx, indexing="ij")
-        self.register_buffer("offsets", torch.stack([gx.reshape(-1), gy.reshape(-1)], -1), persistent=False)
+        self.register_buffer("offsets", _cells(self.win_h, self.win_w, False), persistent=False)
+        self.register_buffer("unit", _cells(self.patch_h, self.patch_w, True), persistent=False)
 
     # ------------------------------------------------------------------ pieces
     def patch_sizes(self, pg: torch.Tensor) -> Optional[torch.Tensor]:
@@ -187,23 +231,30 @@ class LocalFlow(nn.Module):
         scale = logits.new_tensor([self.init_w, self.init_h, self.init_w, self.init_h])
         return torch.sigmoid(logits) * scale
 
-    def box(self, sizes: Optional[torch.Tensor], which: int, n: int) -> torch.Tensor:
-        """Patch box weights over the window ``N x K x P`` (soft for deformable, hard for fixed)."""
-        d = self.offsets.abs()                       # P x 2
-        if sizes is None:
-            hard = (d[:, 0] <= self.init_w / 2) & (d[:, 1] <= self.init_h / 2)
-            return hard.to(self.offsets.dtype).view(1, 1, -1).expand(n, self.k, -1)
-        wh = sizes[..., 2 * which:2 * which + 2]     # N x K x 2 (w, h)
-        m = torch.sigmoid(self.slope * (wh[..., None, :] / 2 - d))  # N x K x P x 2
+    def box_at(self, d: torch.Tensor, wh: Optional[torch.Tensor]) -> torch.Tensor:
+        """Patch membership ``... x P`` of pixel offsets ``d`` (``... x P x 2``) from a patch centre: soft
+        ``sigmoid(slope (size/2 - |d|))`` per axis for sizes ``wh`` (``... x 2``), hard ``I_w x I_h`` for None."""
+        d = d.abs()
+        if wh is None:
+            return ((d[..., 0] <= self.init_w / 2) & (d[..., 1] <= self.init_h / 2)).to(d.dtype)
+        m = torch.sigmoid(self.slope * (wh[..., None, :] / 2 - d))
         return m[..., 0] * m[..., 1]
 
-    def _crop(self, feat: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """Features at ``centres + offsets`` (pixels): ``N x K x P x C``."""
+    def box(self, sizes: Optional[torch.Tensor], which: int, n: int, k: Optional[int] = None) -> torch.Tensor:
+        """Patch box weights over the window ``N x K x P`` (soft for deformable, hard for fixed)."""
+        k = k or (self.k if sizes is None else sizes.shape[1])
+        return self.box_at(self.offsets.expand(n, k, -1, -1),
+                           None if sizes is None else sizes[..., 2 * which:2 * which + 2])
+
+    @staticmethod
+    def crop(feat: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """``feat`` (N x C x h x w) bilinearly sampled at pixel positions ``pos`` (N x K x P x 2), zeros outside:
+        ``N x K x P x C`` (one ``grid_sample`` for all patches)."""
         n, c, h, w = feat.shape
-        pos = centres[:, :, None, :] + self.offsets          # N x K x P x 2
-        grid = pixel_to_norm(pos, h, w).view(n, self.k * self.win_h, self.win_w, 2)
+        kk, p = pos.shape[1], pos.shape[2]
+        grid = pixel_to_norm(pos, h, w).reshape(n, kk * p, 1, 2)
         out = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return out.view(n, c, self.k, -1).permute(0, 2, 3, 1)
+        return out.view(n, c, kk, p).permute(0, 2, 3, 1)
 
     def features(self, p_feats, g_feats):
         size = (self.h, self.w)
@@ -216,51 +267,145 @@ class LocalFlow(nn.Module):
             fg = fg + F.interpolate(self.red_g[i](g), size=size, mode="bilinear", align_corners=False)
         return pg, self.mix_p(fp), self.mix_g(fg)
 
+    def window_coords(self, fp, fg, xy_g, xy_p, cp, sizes):
+        """Garment pixel positions ``N x K x P x 2`` for every person-window pixel (``P = win_h win_w``, window
+        centred on the integer pixel ``cp``) and the person-patch membership ``N x K x P`` of those pixels.
+        ``fp`` / ``fg`` N x C x H x W correlation features; ``xy_*`` N x K x 2 pixels; ``sizes`` N x K x 4 / None."""
+        tau = self.log_tau.exp()
+        if self.impl == "softbox":
+            n, k = xy_g.shape[:2]
+            mg, mp = self.box(sizes, 0, n, k), self.box(sizes, 1, n, k)
+            qp = self.crop(fp, cp[:, :, None, :] + self.offsets) * mp[..., None]
+            pos_g = xy_g[:, :, None, :] + self.offsets
+            kg = self.crop(fg, pos_g) * mg[..., None]
+            prior = torch.log(mg + 1e-6)[:, :, None, :]                    # the garment box as a log prior
+            coords = [correlate(qp[:, s:s + self.chunk] * tau, kg[:, s:s + self.chunk], pos_g[:, s:s + self.chunk],
+                                prior[:, s:s + self.chunk]) for s in range(0, k, self.chunk)]
+            return torch.cat(coords, 1), mp
+        n, k = xy_g.shape[:2]
+        s = sizes if sizes is not None else xy_g.new_tensor([self.init_w, self.init_h] * 2).expand(n, k, 4)
+        s = s.clamp(min=1e-3)
+        pos_g = xy_g[:, :, None, :] + self.unit * s[:, :, None, 0:2]          # N x K x Pc x 2 garment cells
+        q = self.crop(fp, xy_p[:, :, None, :] + self.unit * s[:, :, None, 2:4])
+        kg = self.crop(fg, pos_g)
+        # softmax_garment(q k^T) @ positions (N x K x Pc x 2); the fused attention kernel (flash on CPU too)
+        # never stores the Pc x Pc matrix and wants values as wide as the keys, hence the zero padding
+        vals = F.pad(pos_g, (0, max(0, q.shape[-1] - 2)))
+        cells = F.scaled_dot_product_attention((q * tau).contiguous(), kg.contiguous(), vals, scale=1.0)[..., :2]
+        d = cp[:, :, None, :] + self.offsets - xy_p[:, :, None, :]             # window pixel - patch centre
+        maps = cells.reshape(n * k, self.patch_h, self.patch_w, 2).permute(0, 3, 1, 2)
+        grid = (2 * d / s[:, :, None, 2:4]).reshape(n * k, -1, 1, 2)          # patch-normalised positions
+        coords = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return coords.view(n, k, 2, -1).transpose(2, 3), self.box_at(d, None if sizes is None else sizes[..., 2:4])
+
+    def blend(self, garment, coords, mp, cp, valid, logit_l) -> dict:
+        """Eq. 4 on the windows: ``W_l(x) = sum_k a_k(x) G(coords_k(x))`` with ``a_k`` the softmax of
+        ``m_l^k + log(member_k + 1e-6)`` over the patches whose window covers x (membership > 1e-3); white where
+        none does. ``garment`` N x 3 x H x W, ``coords`` N x K x P x 2, ``mp`` N x K x P, ``cp`` N x K x 2 integer
+        window centres, ``valid`` N x K, ``logit_l`` N x K x H x W. Everything is gathered / scattered with
+        flat pixel indices (one call each); window pixels outside the image go to a dropped dummy slot."""
+        n, _, h, w = garment.shape
+        k, hw = coords.shape[1], h * w
+        pos_p = cp[:, :, None, :] + self.offsets                                 # N x K x P x 2
+        inb = (pos_p[..., 0] >= 0) & (pos_p[..., 0] <= w - 1) & (pos_p[..., 1] >= 0) & (pos_p[..., 1] <= h - 1)
+        use = inb & valid[:, :, None]
+        idx = torch.where(inb, pos_p[..., 1] * w + pos_p[..., 0], torch.full_like(pos_p[..., 0], hw)).long()
+        member = mp * use
+        keep = member > 1e-3
+        z = torch.gather(logit_l.reshape(n, k, hw), 2, idx.clamp(max=hw - 1)) + torch.log(member + 1e-6)
+        flat = idx.view(n, -1)
+        zero = garment.new_zeros(n, hw + 1)
+        mx = torch.full_like(zero, -1e30).scatter_reduce(1, flat, torch.where(keep, z, -1e30).detach().view(n, -1),
+                                                          "amax")
+        e = torch.exp(torch.where(keep, z - torch.gather(mx, 1, flat).view_as(z), 0)) * keep
+        den = zero.scatter_add(1, flat, e.view(n, -1))
+        wts = e / torch.gather(den, 1, flat).view_as(e).clamp(min=1e-30)       # N x K x P
+        vals = F.grid_sample(garment, pixel_to_norm(coords, h, w).reshape(n, -1, 1, 2), mode="bilinear",
+                             padding_mode="border", align_corners=False).view(n, 3, -1)
+        out = garment.new_zeros(n, 3, hw + 1).scatter_add(2, flat[:, None].expand(-1, 3, -1), vals * wts.view(n, 1, -1))
+        covered = zero.scatter_reduce(1, flat, member.view(n, -1), "amax")[:, :hw].clamp(max=1).view(n, 1, h, w)
+        warped = out[..., :hw].view(n, 3, h, w) * covered + (1 - covered)
+        att = garment.new_zeros(n, k, hw).scatter_add_(2, idx.clamp(max=hw - 1), wts)  # wts = 0 off the image
+        return {"warped": warped, "covered": covered, "att": att.view(n, k, h, w), "coords": coords, "weights": wts,
+                "centres": cp, "index": idx, "keep": keep}
+
+    @torch.no_grad()
+    def dense_flow(self, out: dict, h: int, w: int) -> torch.Tensor:
+        """The local flows ``f_l`` as an ``N x 2K x H x W`` offset field (-2, outside the image, where a pair's
+        window does not reach). An inspection output (no loss uses it; no gradient)."""
+        coords, idx, keep = out["coords"], out["index"], out["keep"]
+        n, k, hw = coords.shape[0], coords.shape[1], h * w
+        pos_p = out["centres"][:, :, None, :] + self.offsets
+        off = (pixel_to_norm(coords, h, w) - pixel_to_norm(pos_p, h, w)).permute(0, 1, 3, 2)  # N x K x 2 x P
+        off = torch.where(keep[:, :, None, :], off, torch.full_like(off, -2.0))
+        flow = torch.full((n, k, 2, hw + 1), -2.0, device=coords.device, dtype=coords.dtype)
+        return flow.scatter(3, idx[:, :, None, :].expand(-1, -1, 2, -1), off)[..., :hw].reshape(n, 2 * k, h, w)
+
+    def core(self, fp, fg, xy_g, xy_p, valid, garment, sizes, logit_l) -> dict:
+        """Batched local flow + Eq. 4 from correlation features, patch sizes and the attention logits."""
+        cp = torch.round(xy_p.detach())                                     # person windows on the pixel grid
+        coords, mp = self.window_coords(fp, fg, xy_g, xy_p, cp, sizes)
+        return self.blend(garment, coords, mp, cp, valid, logit_l)
+
+    def core_loop(self, fp, fg, xy_g, xy_p, valid, garment, sizes, logit_l) -> dict:
+        """Naive reference of :meth:`core`: the same math, one (sample, landmark) patch per Python iteration
+        (crop, correlate, resample, sample the garment and paste into the image slice by slice). Returns
+        ``warped``, ``covered``, ``att``. Used by the perf benchmark and the equality test."""
+        n, _, h, w = garment.shape
+        k, wh, ww = xy_g.shape[1], self.win_h, self.win_w
+        cp = torch.round(xy_p.detach())
+        fps, fgs, gs, logs = fp.unbind(0), fg.unbind(0), garment.unbind(0), logit_l.unbind(0)
+        warped, covered, att = [], [], []
+        for a in range(n):
+            mx = garment.new_full((h, w), -1e30)
+            den, cov, out = garment.new_zeros(h, w), garment.new_zeros(h, w), garment.new_zeros(3, h, w)
+            lg, parts = logs[a].unbind(0), {}
+            for j in range(k):
+                x0, y0 = int(cp[a, j, 0]) - (ww - 1) // 2, int(cp[a, j, 1]) - (wh - 1) // 2
+                ys, xs = slice(max(0, y0), min(h, y0 + wh)), slice(max(0, x0), min(w, x0 + ww))
+                if not bool(valid[a, j]) or ys.stop <= ys.start or xs.stop <= xs.start:
+                    continue
+                sz = None if sizes is None else sizes[a:a + 1, j:j + 1]
+                coords, mp = self.window_coords(fps[a][None], fgs[a][None], xy_g[a:a + 1, j:j + 1],
+                                                xy_p[a:a + 1, j:j + 1], cp[a:a + 1, j:j + 1], sz)
+                win = (slice(None), slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+                v = F.grid_sample(gs[a][None], pixel_to_norm(coords, h, w).view(1, wh, ww, 2), mode="bilinear",
+                                  padding_mode="border", align_corners=False)[0][win]
+                m = mp.view(1, wh, ww)[win][0]
+                keep = m > 1e-3
+                z = lg[j][ys, xs] + torch.log(m + 1e-6)
+                mx[ys, xs] = torch.maximum(mx[ys, xs], torch.where(keep, z, -1e30).detach())
+                cov[ys, xs] = torch.maximum(cov[ys, xs].clone(), m)
+                parts[j] = (ys, xs, v, z, keep)
+            es = {}
+            for j, (ys, xs, v, z, keep) in parts.items():
+                es[j] = torch.exp(torch.where(keep, z - mx[ys, xs], 0)) * keep
+                den[ys, xs] += es[j]
+            maps = [garment.new_zeros(h, w)] * k
+            for j, (ys, xs, v, z, keep) in parts.items():
+                wt = es[j] / den[ys, xs].clamp(min=1e-30)
+                out[:, ys, xs] += v * wt
+                maps[j] = F.pad(wt, (xs.start, w - xs.stop, ys.start, h - ys.stop))
+            c = cov.clamp(max=1)
+            warped.append(out * c + (1 - c))
+            covered.append(c[None])
+            att.append(torch.stack(maps))
+        return {"warped": torch.stack(warped), "covered": torch.stack(covered), "att": torch.stack(att)}
+
     # ------------------------------------------------------------------ forward
     def forward(self, p_feats, g_feats, xy_g: torch.Tensor, xy_p: torch.Tensor, valid: torch.Tensor,
                 garment: torch.Tensor) -> dict:
         """``xy_g`` / ``xy_p``: N x K x 2 landmark pixels at the image size; ``valid``: N x K bool (pair used);
         ``garment`` N x 3 x H x W. Returns ``warped`` (W_l), ``covered`` (N x 1 x H x W), ``att`` (masked local
         attention probabilities N x K x H x W), ``flow`` (N x 2K x H x W, -2 outside windows), ``sizes``."""
-        n = garment.shape[0]
-        h, w, k = self.h, self.w, self.k
+        h, w = self.h, self.w
         pg, fp, fg = self.features(p_feats, g_feats)
         sizes = self.patch_sizes(pg)
-        mg, mp = self.box(sizes, 0, n), self.box(sizes, 1, n)          # N x K x P
-        cp = torch.round(xy_p.detach())                                 # person windows on the pixel grid
-        pos_p = cp[:, :, None, :] + self.offsets                        # N x K x P x 2
-        inb = ((pos_p[..., 0] >= 0) & (pos_p[..., 0] <= w - 1) & (pos_p[..., 1] >= 0) & (pos_p[..., 1] <= h - 1))
-        use = inb & valid[:, :, None]
-        qp = self._crop(fp, cp) * mp[..., None]
-        kg = self._crop(fg, xy_g) * mg[..., None]
-        pos_g = xy_g[:, :, None, :] + self.offsets                      # N x K x P x 2 (pixels)
-        tau = self.log_tau.exp()
-        coords = []
-        prior = torch.log(mg + 1e-6)[:, :, None, :]                      # N x K x 1 x P (garment box)
-        for s in range(0, k, self.chunk):  # all patches of all samples at once (``chunk`` landmarks per call)
-            e = min(k, s + self.chunk)
-            coords.append(correlate(qp[:, s:e] * tau, kg[:, s:e], pos_g[:, s:e], prior[:, s:e]))
-        coords = torch.cat(coords, 1)                                   # N x K x P x 2 garment pixels
-        grid = pixel_to_norm(coords, h, w).view(n, k * self.win_h, self.win_w, 2)
-        vals = F.grid_sample(garment, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        vals = vals.view(n, 3, k, -1)                                   # N x 3 x K x P
-        hw = h * w  # flat pixel index; pixels outside the image go to a dummy slot hw (dropped)
-        idx = torch.where(inb, pos_p[..., 1] * w + pos_p[..., 0], torch.full_like(pos_p[..., 0], hw)).long()
-        member = torch.zeros(n, k, hw + 1, device=garment.device, dtype=garment.dtype)
-        member = member.scatter(2, idx, (mp * use).to(member.dtype))[..., :hw]  # a window covers distinct pixels
-        logit_l = self.att(F.interpolate(pg, size=(h, w), mode="bilinear", align_corners=False)).view(n, k, -1)
-        wts = torch.softmax(logit_l + torch.log(member + 1e-6), 1) * (member > 1e-3)
-        covered = member.amax(1, keepdim=True).clamp(max=1).view(n, 1, h, w)
-        contrib = torch.gather(F.pad(wts, (0, 1)), 2, idx) * use         # N x K x P
-        blend = torch.zeros(n, 3, hw + 1, device=garment.device, dtype=garment.dtype)
-        blend = blend.scatter_add(2, idx.view(n, 1, -1).expand(-1, 3, -1), (vals * contrib[:, None]).reshape(n, 3, -1))
-        warped = blend[..., :hw].view(n, 3, h, w) * covered + (1 - covered)
-        off = (pixel_to_norm(coords, h, w) - pixel_to_norm(pos_p, h, w)).permute(0, 1, 3, 2)  # N x K x 2 x P
-        off = torch.where((use & (mp > 1e-3))[:, :, None, :], off, torch.full_like(off, -2.0))
-        flow = torch.full((n, k, 2, hw + 1), -2.0, device=garment.device, dtype=garment.dtype)
-        flow = flow.scatter(3, idx[:, :, None, :].expand(-1, -1, 2, -1), off)[..., :hw]
-        return {"warped": warped, "covered": covered, "att": wts.view(n, k, h, w), "flow": flow.reshape(n, 2 * k, h, w),
-                "sizes": sizes, "coords": coords, "weights": contrib, "centres": cp}
+        logit_l = self.att(F.interpolate(pg, size=(h, w), mode="bilinear", align_corners=False))
+        out = self.core(fp, fg, xy_g, xy_p, valid, garment, sizes, logit_l)
+        out["sizes"] = sizes
+        out["flow"] = self.dense_flow(out, h, w)
+        return out
 
 
 def local_warp_loop(garment: torch.Tensor, coords: torch.Tensor, weights: torch.Tensor, centres: torch.Tensor,

@@ -7,6 +7,8 @@ landmark pixels ``N x K x 2`` and ``valid`` ``N x K`` (pairs the local flow uses
 * ``flow`` ``N x 2 x H x W`` (global, normalised offsets), ``flows`` (per level, coarse first), ``W_g``;
 * with ``local_flow=True``: ``W_l``, ``covered``, ``local_att`` (N x K x H x W), ``local_flow`` (N x 2K x H x W),
   ``sizes`` (N x K x 4 or None for fixed patches), ``att`` (global attention logit), ``W_f`` (Eq. 5);
+  ``local_impl`` "crop" (patches resampled to ``patch_res`` rows) or "softbox" (full-resolution soft-box windows),
+  see :class:`~bench.models.blocks.sal_flow.LocalFlow`;
 * with ``local_flow=False`` (Table 3 "w/o Local Flow and LASNL"): no local module, no attention maps,
   ``W_f = W_g``.
 """
@@ -25,7 +27,8 @@ class SalWarp(nn.Module):
     def __init__(self, size, num_points: int = 32, chans: Sequence[int] = (64, 128, 256, 256, 256),
                  fpn_dim: int = 256, stem_img: int = 32, stem_out: int = 35, flow_hidden: int = 128,
                  local_flow: bool = True, patch: str = "deformable", local_levels: int = 3, local_ch: int = 32,
-                 corr_ch: int = 16, init_frac: float = 5.0, slope: float = 2.0, chunk: int = 32):
+                 corr_ch: int = 16, init_frac: float = 5.0, slope: float = 2.0, chunk: int = 32,
+                 local_impl: str = "crop", patch_res: int = 12):
         super().__init__()
         self.size = (int(size[0]), int(size[1]))
         self.stem_g = SalStem(stem_img, num_points, stem_out)
@@ -35,7 +38,7 @@ class SalWarp(nn.Module):
         self.local = None
         if local_flow:
             self.local = LocalFlow(self.size, num_points, fpn_dim, min(local_levels, len(chans)), local_ch, corr_ch,
-                                   init_frac, patch, slope, chunk)
+                                   init_frac, patch, slope, chunk, local_impl, patch_res)
         self.glob = GlobalFlow(len(chans), fpn_dim, flow_hidden, num_points if local_flow else 0)
         self.use_attention = local_flow
 

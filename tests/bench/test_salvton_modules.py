@@ -344,3 +344,14 @@ def test_edits_move_points_and_draw_them():
     out = apply_edits(lm, {"person": {"4": [10, 12], "5": {"attribute": 1}}, "garment": {"2": {"attribute": 0}}})
     assert out["xy_p"][0, 4].tolist() == [10.0, 12.0] and out["attr_p"][0, 4] == 2 and out["attr_p"][0, 5] == 1
     assert out["attr_g"][0, 2] == 0 and lm["attr_p"].sum() == 0  # input untouched
+
+
+def test_full_profile_teacher_is_styleflow_parser_based_on_viton():
+    from bench.harness import registry as reg
+
+    full = reg.resolve_config("salvton", "full", "viton", "full", [])["teacher"]
+    assert (full["model"], full["variant"]) == ("styleflow", "parser-based")
+    assert "parser-based" in reg.variants("styleflow") and "viton" in reg.get_model("styleflow").spec()["datasets"]
+    # HR-VITON is not registered: CP-VTON stands in on VITON-HD; the smoke profile keeps a tiny CP-VTON
+    assert reg.resolve_config("salvton", "full", "viton-hd", "full", [])["teacher"]["model"] == "cpvton"
+    assert reg.resolve_config("salvton", "full", "viton", "smoke", [])["teacher"]["model"] == "cpvton"

@@ -49,10 +49,8 @@ from bench.models.blocks import person as P
 from bench.models.blocks.afwm_flow import AFWMWarper
 from bench.models.blocks.gcl_corr import resize_flow, warp
 from bench.models.blocks.pbafn_gen import ResUNet, composite, tryon_terms
-from bench.models.blocks.pfafn_losses import distill_gate, feature_distill, flow_distill, warp_terms
+from bench.models.blocks.pfafn_losses import WARP_TERMS, distill_gate, feature_distill, flow_distill, warp_terms
 from vtondata.labels import label_space
-
-WARP_TERMS = ("l1", "vgg", "mask", "smooth", "tv")
 
 
 @register_model

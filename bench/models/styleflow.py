@@ -44,11 +44,9 @@ from bench.models.blocks import person as P
 from bench.models.blocks.afwm_flow import tv
 from bench.models.blocks.gcl_corr import resize_flow, warp
 from bench.models.blocks.pbafn_gen import ResUNet, composite, tryon_terms
-from bench.models.blocks.pfafn_losses import warp_terms
+from bench.models.blocks.pfafn_losses import WARP_TERMS, warp_terms
 from bench.models.blocks.styleflow_warp import StyleFlowWarper
 from vtondata.labels import label_space
-
-WARP_TERMS = ("l1", "vgg", "mask", "smooth", "tv")
 
 
 @register_model

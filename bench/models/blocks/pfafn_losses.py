@@ -24,6 +24,10 @@ from .afwm_flow import second_order_smoothness, tv
 from .gcl_corr import warp
 
 
+#: the per-level warp loss terms of PF-AFN (weights 1, 0.2, 2, 6, 0.01 in the stage configs)
+WARP_TERMS = ("l1", "vgg", "mask", "smooth", "tv")
+
+
 def warp_terms(flows: list[torch.Tensor], garment: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,
                target_mask: torch.Tensor, vgg=None) -> dict:
     terms: dict = {"l1": 0, "vgg": 0, "mask": 0, "smooth": 0, "tv": 0, "warped": []}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import cv2
@@ -44,10 +45,8 @@ def test_real_pws_iuv_decodes_exactly(pws_dir, stem):
     assert 0.25 < iuv.foreground.mean() < 0.5  # a standing person fills about a third of the frame
     # DensePose torso: part 1 is the back, part 2 the front -- the view in the file name says which one
     parts = set(np.unique(iuv.i).tolist())
-    if stem.endswith("front"):
-        assert 2 in parts and 1 not in parts
-    else:
-        assert 1 in parts and 2 not in parts
+    seen, hidden = {"front": (2, 1), "back": (1, 2)}[re.search(r"(front|back)$", stem).group(1)]
+    assert seen in parts and hidden not in parts
     # the real file is not a Detectron1 file: its blue channel (V*255) goes far above 24
     assert check(raw, "pws_iuv") is None and "part index" in check(raw, "detectron_iuv")
     with pytest.raises(DensePoseFormatError):

@@ -130,6 +130,23 @@ class Metric(abc.ABC):
             cur = cur.to(value.device)
         setattr(self, name, cur + value)
 
+    # ------------------------------------------------------------------ per-image means (SSIM, PSNR, LPIPS, ...)
+    def add_mean_state(self) -> None:
+        """Declare ``total`` / ``total_sq`` / ``count``: one value per image, reported as mean and std."""
+        for name in ("total", "total_sq", "count"):
+            self.add_state(name, 0.0, "sum")
+
+    def _add_values(self, values: torch.Tensor) -> None:
+        """Accumulate per-image ``values`` (any shape; every element is one image) into the mean state."""
+        self._add("total", values.sum())
+        self._add("total_sq", (values ** 2).sum())
+        self._add("count", torch.tensor(float(values.numel()), device=values.device))
+
+    def _mean_result(self, state: Dict[str, Any]) -> Dict[str, Any]:
+        """``{"value": mean, "std": population std, "n": images}`` of the mean state."""
+        n = float(state["count"])
+        return {**mean_std(float(state["total"]), float(state["total_sq"]), n), "n": int(n)}
+
     def _append(self, name: str, rows: torch.Tensor) -> None:
         getattr(self, name).append(rows.detach())
 

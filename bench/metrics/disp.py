@@ -18,7 +18,7 @@ from typing import Any, Dict, Sequence, Union
 
 import torch
 
-from bench.metrics.base import Metric, mean_std
+from bench.metrics.base import Metric
 from vtondata.errors import MetricInputError
 
 
@@ -94,9 +94,7 @@ class Disp(Metric):
         super().__init__()
         displacement(torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), (1, 1), norm, distance)  # validates
         self.norm, self.distance = norm, distance
-        self.add_state("total", 0.0, "sum")
-        self.add_state("total_sq", 0.0, "sum")
-        self.add_state("count", 0.0, "sum")
+        self.add_mean_state()
 
     def params(self) -> Dict[str, Any]:
         return {"norm": self.norm, "distance": self.distance, "definition": "UNVERIFIED (CorrelNet)"}
@@ -105,10 +103,7 @@ class Disp(Metric):
         if size is None:
             raise MetricInputError("disp needs size=(H, W) of the images the vertices live in")
         v = displacement(pred, target, size, self.norm, self.distance)
-        self._add("total", v.sum())
-        self._add("total_sq", (v ** 2).sum())
-        self._add("count", torch.tensor(float(v.numel()), device=v.device))
+        self._add_values(v)
 
     def _compute(self, state) -> Dict[str, Any]:
-        n = float(state["count"])
-        return {**mean_std(float(state["total"]), float(state["total_sq"]), n), "n": int(n)}
+        return self._mean_result(state)

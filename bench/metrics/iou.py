@@ -16,7 +16,7 @@ from typing import Any, Dict
 import torch
 
 from bench.metrics._images import as_unit, check_pair
-from bench.metrics.base import Metric, mean_std
+from bench.metrics.base import Metric
 
 
 def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -38,19 +38,14 @@ class IoU(Metric):
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
         self.threshold = float(threshold)
-        self.add_state("total", 0.0, "sum")
-        self.add_state("total_sq", 0.0, "sum")
-        self.add_state("count", 0.0, "sum")
+        self.add_mean_state()
 
     def params(self) -> Dict[str, Any]:
         return {"threshold": self.threshold, "definition": "UNVERIFIED (CorrelNet)"}
 
     def _update(self, pred, target, **ctx) -> None:
         v = mask_iou(pred, target, self.threshold)
-        self._add("total", v.sum())
-        self._add("total_sq", (v ** 2).sum())
-        self._add("count", torch.tensor(float(v.numel()), device=v.device))
+        self._add_values(v)
 
     def _compute(self, state) -> Dict[str, Any]:
-        n = float(state["count"])
-        return {**mean_std(float(state["total"]), float(state["total_sq"]), n), "n": int(n)}
+        return self._mean_result(state)

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from bench.metrics._images import as_unit, check_pair, resize, size_tuple
-from bench.metrics.base import Metric, mean_std
+from bench.metrics.base import Metric
 from bench.metrics.inception import _seeded
 from vtondata.errors import MetricInputError, WeightsMissingError
 
@@ -164,9 +164,7 @@ class LPIPS(Metric):
         self.comparable = not random_weights
         if random_weights:
             self.notes.append("random trunk weights: not comparable with published numbers")
-        self.add_state("total", 0.0, "sum")
-        self.add_state("total_sq", 0.0, "sum")
-        self.add_state("count", 0.0, "sum")
+        self.add_mean_state()
 
     def params(self) -> Dict[str, Any]:
         p = dict(self.kw)
@@ -180,13 +178,10 @@ class LPIPS(Metric):
 
     def _update(self, pred, target, **ctx) -> None:
         v = lpips(pred, target, **self.kw).to(torch.float64)
-        self._add("total", v.sum())
-        self._add("total_sq", (v ** 2).sum())
-        self._add("count", torch.tensor(float(v.numel()), device=v.device))
+        self._add_values(v)
 
     def _compute(self, state) -> Dict[str, Any]:
-        n = float(state["count"])
-        return {**mean_std(float(state["total"]), float(state["total_sq"]), n), "n": int(n)}
+        return self._mean_result(state)
 
 
 class WarpedLPIPS(LPIPS):

@@ -22,7 +22,7 @@ from typing import Any, Dict
 import torch
 
 from bench.metrics._images import as_unit, check_mask, check_pair
-from bench.metrics.base import Metric, mean_std
+from bench.metrics.base import Metric
 from bench.metrics.ssim import _taps, ssim, ssim_map
 from vtondata.errors import MetricInputError
 
@@ -78,9 +78,7 @@ class LSSIM(Metric):
             raise MetricInputError(f"lssim region must be 'bbox' or 'mask', got {region!r}")
         self.region = region
         self.ssim_params = dict(ssim_params)
-        self.add_state("total", 0.0, "sum")
-        self.add_state("total_sq", 0.0, "sum")
-        self.add_state("count", 0.0, "sum")
+        self.add_mean_state()
         self.add_state("n_empty", 0.0, "sum")
 
     def params(self) -> Dict[str, Any]:
@@ -89,12 +87,8 @@ class LSSIM(Metric):
     def _update(self, pred, target, mask=None, **ctx) -> None:
         v = lssim(pred, target, mask, self.region, **self.ssim_params)
         ok = ~torch.isnan(v)
-        self._add("total", v[ok].sum())
-        self._add("total_sq", (v[ok] ** 2).sum())
-        self._add("count", ok.sum().to(torch.float64))
+        self._add_values(v[ok])
         self._add("n_empty", (~ok).sum().to(torch.float64))
 
     def _compute(self, state) -> Dict[str, Any]:
-        n = float(state["count"])
-        return {**mean_std(float(state["total"]), float(state["total_sq"]), n), "n": int(n),
-                "n_empty": int(float(state["n_empty"]))}
+        return {**self._mean_result(state), "n_empty": int(float(state["n_empty"]))}

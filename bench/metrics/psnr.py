@@ -22,7 +22,7 @@ from typing import Any, Dict
 import torch
 
 from bench.metrics._images import as_unit, check_pair
-from bench.metrics.base import Metric, mean_std
+from bench.metrics.base import Metric
 from vtondata.errors import MetricInputError
 
 
@@ -46,9 +46,7 @@ class PSNR(Metric):
         if reduction not in ("per-image", "pooled"):
             raise MetricInputError(f"psnr reduction must be 'per-image' or 'pooled', got {reduction!r}")
         self.reduction = reduction
-        self.add_state("total", 0.0, "sum")
-        self.add_state("total_sq", 0.0, "sum")
-        self.add_state("count", 0.0, "sum")
+        self.add_mean_state()
         self.add_state("sq_err", 0.0, "sum")
         self.add_state("n_values", 0.0, "sum")
 
@@ -57,9 +55,7 @@ class PSNR(Metric):
 
     def _update(self, pred, target, **ctx) -> None:
         values = psnr(pred, target)
-        self._add("total", values.sum())
-        self._add("total_sq", (values ** 2).sum())
-        self._add("count", torch.tensor(float(values.numel()), device=values.device))
+        self._add_values(values)
         p = as_unit(pred, "pred", torch.float64)
         t = as_unit(target, "target", torch.float64)
         self._add("sq_err", ((p - t) ** 2).sum())
@@ -74,4 +70,4 @@ class PSNR(Metric):
         total = float(state["total"])
         if math.isinf(total):
             return {"value": total, "std": float("nan"), "n": int(n)}
-        return {**mean_std(total, float(state["total_sq"]), n), "n": int(n)}
+        return self._mean_result(state)

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.metrics._images import as_unit, check_pair, gray_pil
-from bench.metrics.base import Metric, mean_std
+from bench.metrics.base import Metric
 from vtondata.errors import MetricInputError
 
 WINDOWS = ("gaussian", "uniform")
@@ -347,9 +347,7 @@ class SSIM(Metric):
         _check_params(window, covariance, crop, color, dtype)
         self._params = dict(window=window, sigma=float(sigma), truncate=float(truncate), win_size=int(win_size),
                             covariance=covariance, crop=crop, color=color, k1=float(k1), k2=float(k2), dtype=dtype)
-        self.add_state("total", 0.0, "sum")
-        self.add_state("total_sq", 0.0, "sum")
-        self.add_state("count", 0.0, "sum")
+        self.add_mean_state()
 
     def params(self) -> Dict[str, Any]:
         return dict(self._params)
@@ -360,10 +358,7 @@ class SSIM(Metric):
 
     def _update(self, pred, target, **ctx) -> None:
         v = self.values(pred, target, **ctx)
-        self._add("total", v.sum())
-        self._add("total_sq", (v ** 2).sum())
-        self._add("count", torch.tensor(float(v.numel()), device=v.device))
+        self._add_values(v)
 
     def _compute(self, state) -> Dict[str, Any]:
-        n = float(state["count"])
-        return {**mean_std(float(state["total"]), float(state["total_sq"]), n), "n": int(n)}
+        return self._mean_result(state)

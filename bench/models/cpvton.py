@@ -26,6 +26,7 @@ from bench.harness.registry import register_model
 from bench.models.blocks import person as P
 from bench.models.blocks.gmm import GMM, warp
 from bench.models.blocks.unet import UNet
+from bench.models.blocks.vgg import perceptual_loss_for, perceptual_provenance
 from vtondata.labels import label_space
 
 
@@ -66,17 +67,10 @@ class CPVTON(Model):
 
     def setup(self, device: torch.device) -> None:
         super().setup(device)
-        stage_losses = [s.losses for s in self.stages()]
-        if any(l.get("vgg", 0) for l in stage_losses):
-            from bench.models.blocks.vgg import VGGLoss
-
-            v = self.config["vgg"]
-            self.vgg = VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
+        self.vgg = perceptual_loss_for(self, device, ("vgg",))
 
     def provenance(self) -> dict:
-        if self.vgg is None:
-            return {}
-        return {"vgg19_perceptual_loss": dict(self.vgg.provenance)}
+        return perceptual_provenance(self.vgg)
 
     # ------------------------------------------------------------------ representation
     def _side(self, batch: Mapping[str, Any], which: str, field: str) -> torch.Tensor:

@@ -50,6 +50,7 @@ from bench.models.blocks.afwm_flow import AFWMWarper
 from bench.models.blocks.gcl_corr import resize_flow, warp
 from bench.models.blocks.pbafn_gen import ResUNet, composite, tryon_terms
 from bench.models.blocks.pfafn_losses import WARP_TERMS, distill_gate, feature_distill, flow_distill, warp_terms
+from bench.models.blocks.vgg import perceptual_loss_for, perceptual_provenance
 from vtondata.labels import label_space
 
 
@@ -95,14 +96,10 @@ class PFAFN(Model):
 
     def setup(self, device: torch.device) -> None:
         super().setup(device)
-        if any(s.losses.get(k, 0) for s in self.stages() for k in ("vgg", "render_vgg")):
-            from bench.models.blocks.vgg import VGGLoss
-
-            v = self.config["vgg"]
-            self.vgg = VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
+        self.vgg = perceptual_loss_for(self, device, ("vgg", "render_vgg"))
 
     def provenance(self) -> dict:
-        return {} if self.vgg is None else {"vgg19_perceptual_loss": dict(self.vgg.provenance)}
+        return perceptual_provenance(self.vgg)
 
     # ------------------------------------------------------------------ representations
     def pose_maps(self, batch: Mapping[str, Any]) -> torch.Tensor:

@@ -57,6 +57,7 @@ from bench.models.blocks.sal_hrnet import HRNet
 from bench.models.blocks.sal_lasnl import (LASNLGenerator, MultiscaleDiscriminator, feature_matching, hinge_d,
                                            hinge_g)
 from bench.models.blocks.sal_warp import SalWarp
+from bench.models.blocks.vgg import perceptual_loss_for, perceptual_provenance
 from vtondata.errors import VtonDataError
 from vtondata.labels import label_space
 
@@ -153,14 +154,10 @@ class SALVTON(Model):
 
     def setup(self, device: torch.device) -> None:
         super().setup(device)
-        if any(s.losses.get(t, 0) for s in self.stages() for t in ("global_vgg", "fused_vgg", "gen_vgg")):
-            from bench.models.blocks.vgg import VGGLoss
-
-            v = self.config["vgg"]
-            self.vgg = VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
+        self.vgg = perceptual_loss_for(self, device, ("global_vgg", "fused_vgg", "gen_vgg"))
 
     def provenance(self) -> dict:
-        return {} if self.vgg is None else {"vgg19_perceptual_loss": dict(self.vgg.provenance)}
+        return perceptual_provenance(self.vgg)
 
     # ------------------------------------------------------------------ stage 0 and ground truth
     def prepare(self, env: PrepareEnv) -> None:

@@ -53,6 +53,7 @@ from bench.models.blocks import spg_losses as L
 from bench.models.blocks.spg_cwm import MaskGMM, warp
 from bench.models.blocks.spg_face import face_crops, load_sphereface
 from bench.models.blocks.spg_nets import MultiScaleD, SPGGenerator
+from bench.models.blocks.vgg import perceptual_loss_for, perceptual_provenance
 from vtondata.errors import VtonDataError
 from vtondata.labels import label_space
 
@@ -172,12 +173,8 @@ class SPGVTON(Model):
         super().setup(device)
         used = set().union(*[{k for k, v in s.losses.items() if v} for s in self.stages()]) if self.stages() else set()
         self.vgg, self.face_net, self._prov = None, None, {}
-        if used & {"p_perc", "t_perc"}:
-            from bench.models.blocks.vgg import VGGLoss
-
-            v = self.config["vgg"]
-            self.vgg = VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
-            self._prov["vgg19_perceptual_loss"] = dict(self.vgg.provenance)
+        self.vgg = perceptual_loss_for(self, device, ("p_perc", "t_perc"))
+        self._prov.update(perceptual_provenance(self.vgg))
         if "id" in used:
             f = self.config["face_id"]
             net, prov = load_sphereface(f["weights"], tuple(f["size"]), float(f["width"]))

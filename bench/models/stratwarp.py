@@ -43,6 +43,7 @@ from bench.models.blocks.acc_data import StratVertices
 from bench.models.blocks.afwm_flow import AFWMWarper
 from bench.models.blocks.gcl_corr import resize_flow, warp as flow_warp
 from bench.models.blocks.pfafn_losses import warp_terms
+from bench.models.blocks.vgg import perceptual_loss_for, perceptual_provenance
 from vtondata.errors import VtonDataError
 
 METHODS = ("cpvton_plus", "pfafn")
@@ -132,12 +133,8 @@ class StratWarp(Accessory):
 
     def setup(self, device: torch.device) -> None:
         super().setup(device)
-        if any(s.losses.get("vgg", 0) for s in self.stages()):
-            from bench.models.blocks.vgg import VGGLoss
-
-            v = self.config["vgg"]
-            self.vgg = VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
-            self._prov = {"vgg19_perceptual_loss": dict(self.vgg.provenance)}
+        self.vgg = perceptual_loss_for(self, device, ("vgg",))
+        self._prov.update(perceptual_provenance(self.vgg))
 
     # ------------------------------------------------------------------ computation
     def condition(self, batch: Mapping[str, Any]) -> torch.Tensor:

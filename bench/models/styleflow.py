@@ -46,6 +46,7 @@ from bench.models.blocks.gcl_corr import resize_flow, warp
 from bench.models.blocks.pbafn_gen import ResUNet, composite, tryon_terms
 from bench.models.blocks.pfafn_losses import WARP_TERMS, warp_terms
 from bench.models.blocks.styleflow_warp import StyleFlowWarper
+from bench.models.blocks.vgg import perceptual_loss_for, perceptual_provenance
 from vtondata.labels import label_space
 
 
@@ -86,14 +87,10 @@ class StyleFlow(Model):
 
     def setup(self, device: torch.device) -> None:
         super().setup(device)
-        if any(s.losses.get(k, 0) for s in self.stages() for k in ("vgg", "render_vgg")):
-            from bench.models.blocks.vgg import VGGLoss
-
-            v = self.config["vgg"]
-            self.vgg = VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
+        self.vgg = perceptual_loss_for(self, device, ("vgg", "render_vgg"))
 
     def provenance(self) -> dict:
-        return {} if self.vgg is None else {"vgg19_perceptual_loss": dict(self.vgg.provenance)}
+        return perceptual_provenance(self.vgg)
 
     # ------------------------------------------------------------------ teacher (parser-free training)
     def prepare(self, env: PrepareEnv) -> None:

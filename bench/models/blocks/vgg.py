@@ -104,3 +104,17 @@ class VGGLoss(nn.Module):
             x, y = s(x), s(y)
             loss = loss + w * F.l1_loss(x, y.detach())
         return loss
+
+
+def perceptual_loss_for(model, device: torch.device, terms: Sequence[str]) -> Optional[VGGLoss]:
+    """The model's VGG19 perceptual loss (``config["vgg"]``: weights, layers) on ``device`` when any of its
+    training stages weights one of the loss ``terms``; ``None`` otherwise (nothing to load)."""
+    if not any(s.losses.get(t, 0) for s in model.stages() for t in terms):
+        return None
+    v = model.config["vgg"]
+    return VGGLoss(weights=v["weights"], layers=int(v.get("layers", 5))).to(device)
+
+
+def perceptual_provenance(vgg: Optional[nn.Module], key: str = "vgg19_perceptual_loss") -> dict:
+    """``{key: weights provenance}`` of a perceptual loss for the run record, ``{}`` when there is none."""
+    return {} if vgg is None else {key: dict(vgg.provenance)}

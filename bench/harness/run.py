@@ -178,7 +178,8 @@ def datasets_for(req: Request) -> list[str]:
     if spans:
         chosen = [d for d in spans if d in spec["datasets"]]
         if not chosen:
-            raise VtonDataError(f"split {req.split!r} spans {spans}; model {req.model!r} runs on none of them")
+            raise VtonDataError(f"split {req.split!r} spans {spans}; model {req.model!r} runs on none of them",
+                                fix=f"use a model registered for {' or '.join(spans)}, or another split")
         return chosen
     return [spec["default_dataset"]]
 

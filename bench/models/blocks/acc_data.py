@@ -86,5 +86,6 @@ class StratVertices:
         rows = self._load()
         sel = [r for t, r in rows.items() if t.split("/")[0] == split and (subset is None or t.split("/")[1] == subset)]
         if not sel:
-            raise VtonDataError(f"no STRAT tuples in split {split!r} subset {subset!r}")
+            raise VtonDataError(f"no STRAT tuples in split {split!r} subset {subset!r}",
+                                fix="prepare the STRAT sub-dataset (`vtondata prepare strat --root DIR`) with that split")
         return torch.as_tensor(np.mean([r[1] * self._scale(r[4], size) for r in sel], 0), dtype=torch.float32)

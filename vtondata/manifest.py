@@ -140,16 +140,22 @@ class Manifest:
         return a[a["role"] == role]
 
 
-def write_manifest(out: Path, tables: dict[str, pa.Table], meta: dict) -> Path:
-    """Write all tables and meta.json into ``<out>/manifest`` atomically (directory swap)."""
+def write_manifest(out: Path, tables: dict[str, pa.Table], meta: dict, files: Optional[dict[str, Path]] = None) -> Path:
+    """Write all tables and meta.json into ``<out>/manifest`` atomically (directory swap).
+
+    ``files``: tables already written as Parquet files on the same file system (``{name: path}``), moved in.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     final = out / "manifest"
     tmp = Path(tempfile.mkdtemp(prefix=".manifest.", dir=out))
+    files = files or {}
     try:
         for name, table in tables.items():
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
-        meta = dict(meta, tables=sorted(tables))
+        for name, path in files.items():
+            os.replace(path, tmp / f"{name}.parquet")
+        meta = dict(meta, tables=sorted(set(tables) | set(files)))
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         old = None
         if final.exists():

@@ -1,19 +1,23 @@
 """``vtondata prepare``: official files -> validated canonical manifest (re-used while the input is unchanged).
 
 The input fingerprint hashes the ingester (name, version), the tool's schema version, the options that change
-the result and, for every file the scan declared plus every list file, its relative path, size and
-modification time (the rsync rule). A second ``prepare`` with the same fingerprint re-uses the manifest
-unless ``force``. Sizes and times come from a ``stat`` pass when there is a manifest to compare with, else from
-the ``fstat`` the probe takes of each file as it reads it (no second pass over the files; same digest).
+the result and, for every file the scan declared (in declaration order) and then every list file, its relative
+path, size and modification time (the rsync rule). A second ``prepare`` with the same fingerprint re-uses the
+manifest unless ``force``. Sizes and times come from a ``stat`` pass when there is a manifest to compare with, else
+from the ``fstat`` the probe takes of each file as it reads it (no second pass over the files; same digest).
+
+The scan is streamed into the probes (:mod:`vtondata.probefeed`): files are checked by worker processes while the
+ingester is still declaring them, probed rows are spooled to disk and the assets table is written from the spool
+in row groups, so memory holds no per-file Python objects (only the sample and tuple rows).
 """
 
 from __future__ import annotations
 
 import csv
 import gc
-import hashlib
 import io
-import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -28,7 +32,9 @@ from .errors import LayoutNotFoundError, UnknownNameError, ValidationFailedError
 from .findings import Report
 from .home import dataset_dir
 from .manifest import atomic_write_bytes, read_meta, write_manifest
-from .validate import Validated, check_dataset, fails_as_text
+from .probefeed import StatFeed, streaming
+from .progress import progress_bar
+from .validate import Validated, check_dataset, fails_as_text, start_feed
 
 
 @dataclass
@@ -59,74 +65,72 @@ def _resolve(dataset: str, root: Path, layout: Optional[str]) -> tuple[Ingester,
     return ing, root, found
 
 
-def fingerprint(ing: Ingester, root: Path, scan: Scan, options: dict, stats=None) -> str:
-    """The input fingerprint (see the module docstring).
+def fingerprint_header(ing: Ingester, layout: str, options: dict) -> str:
+    return f"{ing.name}|{ing.version}|schema{schema.SCHEMA_VERSION}|{layout}|{sorted(options.items())}"
 
-    ``stats``: int64 ``(len(scan.assets), 2)`` (size, mtime_ns) per asset, -1 when missing, as taken while probing
-    (``fstat`` of each file as it was read, :attr:`vtondata.validate.Validated.file_stats`); without it every file
-    is ``stat``-ed here. Same digest either way.
-    """
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{ing.name}|{ing.version}|schema{schema.SCHEMA_VERSION}|{scan.layout}|{sorted(options.items())}".encode())
-    base = os.path.join(str(root), "")
-    parts: list[str] = []
 
-    def stat_line(rel: str) -> str:
-        try:
-            st = os.stat(base + rel)
-            return f"{rel}|{st.st_size}|{st.st_mtime_ns}\n"
-        except FileNotFoundError:
-            return f"{rel}|missing\n"
-
-    def flush() -> None:  # hash in blocks: the same digest as one update per file, far fewer calls
-        h.update("".join(parts).encode())
-        parts.clear()
-
-    if stats is None:
-        for rel in sorted({a.path for a in scan.assets}.union(scan.list_files)):
-            parts.append(stat_line(rel))
-            if len(parts) >= 4096:
-                flush()
-    else:
-        paths = [a.path for a in scan.assets]
-        order = sorted(range(len(paths)), key=paths.__getitem__)
-        extra = sorted(set(scan.list_files).difference(paths))
-        sizes, mtimes = stats[:, 0].tolist(), stats[:, 1].tolist()
-        j, last = 0, None
-        for i in order:
-            rel = paths[i]
-            if rel == last:  # the same file declared twice: hashed once, as the set above does
-                continue
-            while j < len(extra) and extra[j] < rel:
-                parts.append(stat_line(extra[j]))
-                j += 1
-            last = rel
-            parts.append(f"{rel}|{sizes[i]}|{mtimes[i]}\n" if sizes[i] >= 0 else f"{rel}|missing\n")
-            if len(parts) >= 4096:
-                flush()
-        parts.extend(stat_line(x) for x in extra[j:])
-    flush()
-    return h.hexdigest()
+def fingerprint(ing: Ingester, root: Path, scan: Scan, options: dict) -> str:
+    """The input fingerprint of a plain (list) scan by a ``stat`` pass: the digest a streamed prepare records."""
+    feed = StatFeed(root)
+    feed.extend(scan.assets)
+    return feed.digest(fingerprint_header(ing, scan.layout, options), scan.list_files)
 
 
 def validate_root(dataset: str, root: Path, *, layout: Optional[str] = None, deep: bool = False, workers: int = 0,
                   quiet: bool = False) -> Report:
-    """Run every check on a root and return the report (writes nothing)."""
+    """Run every check on a root and return the report (writes nothing but a temporary spool)."""
     ing, root, layout = _resolve(dataset, root, layout)
     report = Report()
     report.good("layout", f"{ing.name} layout {layout!r} detected in {root}")
-    scan = ing.scan(root, layout, report)
-    check_dataset(ing, root, scan, report, deep=deep, workers=workers, quiet=quiet)
+    with tempfile.TemporaryDirectory(prefix="vtondata-validate-") as tmp:
+        _streamed_check(ing, root, layout, report, Path(tmp), deep=deep, workers=workers, quiet=quiet)
     return report
 
 
+def _streamed_check(ing: Ingester, root: Path, layout: str, report: Report, work: Path, *, deep: bool,
+                    workers: int, quiet: bool) -> Validated:
+    """Scan with the probes running alongside (:mod:`vtondata.probefeed`), then the dataset-level checks."""
+    with progress_bar(None, f"checking {ing.name} files", disable=quiet) as advance:
+        feed = start_feed(ing, root, work / "probed.arrow", deep=deep, workers=workers, progress=advance)
+        try:
+            with streaming(feed):
+                scan = ing.scan(root, layout, report)
+            feed.finish()
+        finally:
+            feed.close()
+    return check_dataset(ing, root, scan, report, deep=deep, workers=workers, quiet=quiet)
+
+
 def _counts(v: Validated) -> dict:
-    c: dict = {"assets": v.assets.num_rows, "samples": len(v.samples), "tuples": len(v.tuples)}
+    """Counts of the kept samples and tuples (the assets' are added once they are written)."""
+    c: dict = {"assets": None, "samples": len(v.samples), "tuples": len(v.tuples)}
     c["samples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(Counter((s["split"], s["kind"]) for s in v.samples).items())}
-    roles = v.assets["role"].value_counts().to_pylist() if v.assets.num_rows else []
-    c["assets_by_role"] = dict(sorted((r["values"], r["counts"]) for r in roles))
+    c["assets_by_role"] = {}
     c["tuples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(Counter((t["split"], t["setting"]) for t in v.tuples).items())}
     return c
+
+
+def _write_assets(v: Validated, path: Path, row_group: int = 16384) -> tuple[int, Counter]:
+    """Stream the kept asset rows into one Parquet file (row groups of ``row_group`` rows); (rows, rows by role)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, roles, pending, held = 0, Counter(), [], 0
+    with pq.ParquetWriter(str(path), schema.ASSETS, compression="zstd") as writer:
+        for batch in v.asset_batches():
+            if not batch.num_rows:
+                continue
+            n += batch.num_rows
+            for r in batch.column("role").value_counts().to_pylist():
+                roles[r["values"]] += r["counts"]
+            pending.append(batch)
+            held += batch.num_rows
+            if held >= row_group:
+                writer.write_table(pa.Table.from_batches(pending, schema.ASSETS), row_group_size=row_group)
+                pending, held = [], 0
+        if pending or not n:
+            writer.write_table(pa.Table.from_batches(pending, schema.ASSETS), row_group_size=row_group)
+    return n, roles
 
 
 def write_report(out: Path, report: Report) -> Path:
@@ -185,45 +189,56 @@ def prepare(dataset: str, root: Path, *, out: Optional[Path] = None, layout: Opt
 def _prepare(dataset, root, out, layout, force, deep, strict, workers, quiet, t0) -> PrepareResult:
     ing, root, layout = _resolve(dataset, root, layout)
     out = Path(out).expanduser().resolve() if out else dataset_dir(ing.name)
+    options = {"deep": deep, "strict": strict}
+    header = fingerprint_header(ing, layout, options)
+    old = read_meta(out / "manifest")
+    if old and not force:  # a manifest to re-use: stat every file as the scan declares it (cheap) and compare
+        stat = StatFeed(root)
+        with streaming(stat):
+            scan = ing.scan(root, layout, Report())
+        if old.get("fingerprint") == stat.digest(header, scan.list_files):
+            return PrepareResult(out / "manifest", old, True, None, seconds=time.perf_counter() - t0)
+        del scan
     report = Report()
     report.good("layout", f"{ing.name} layout {layout!r} detected in {root}")
-    scan = ing.scan(root, layout, report)
-    options = {"deep": deep, "strict": strict}
-    old = read_meta(out / "manifest")
-    fp = None
-    if old and not force:  # a manifest to re-use: stat every file first (cheap) and compare
-        fp = fingerprint(ing, root, scan, options)
-        if old.get("fingerprint") == fp:
-            return PrepareResult(out / "manifest", old, True, None, seconds=time.perf_counter() - t0)
-    v = check_dataset(ing, root, scan, report, deep=deep, workers=workers, quiet=quiet)
-    if fp is None:  # from the sizes / mtimes the probe took of each file as it read it (no second stat pass)
-        fp = fingerprint(ing, root, scan, options, stats=v.file_stats)
-    v.file_stats = None
-    report_file = None
-    if report.n_fail or report.n_warn:
-        report_file = write_report(out, report)
-    if report.n_fail and strict:
-        raise ValidationFailedError(
-            f"{report.n_fail} check(s) failed; the manifest was not written. Report: {report_file}\n"
-            + fails_as_text(report.findings), findings=report.findings,
-            fix="repair the files named above, or run with --lenient to write the manifest without them")
-    summary = report.summary()
-    meta = {
-        "dataset": ing.name, "layout": layout, "root": str(root), "tool_version": __version__,
-        "ingester_version": ing.version, "schema_version": schema.SCHEMA_VERSION, "fingerprint": fp,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "options": options,
-        "counts": _counts(v), "dropped": v.dropped, "validation": summary,
-        "image_size": list(v.image_size) if v.image_size else None, "notes": scan.notes,
-        "report_file": str(report_file) if report_file else None, "list_files": scan.list_files,
-    }
-    tables = {
-        "assets": v.assets,
-        "samples": schema.to_table(v.samples, schema.SAMPLES),
-        "tuples": schema.to_table(v.tuples, schema.TUPLES),
-        "findings": schema.to_table([f.row() for f in report.findings], schema.FINDINGS),
-    }
-    tables.update(_extra_tables(scan, v, set(tables)))
-    mdir = write_manifest(out, tables, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".prepare.", dir=out))  # the spool and the assets table being written
+    try:
+        v = _streamed_check(ing, root, layout, report, work, deep=deep, workers=workers, quiet=quiet)
+        scan = v.scan
+        fp = v.feed.digest(header, scan.list_files)
+        report_file = None
+        if report.n_fail or report.n_warn:
+            report_file = write_report(out, report)
+        if report.n_fail and strict:
+            raise ValidationFailedError(
+                f"{report.n_fail} check(s) failed; the manifest was not written. Report: {report_file}\n"
+                + fails_as_text(report.findings), findings=report.findings,
+                fix="repair the files named above, or run with --lenient to write the manifest without them")
+        counts = _counts(v)
+        tables = {
+            "samples": schema.to_table(v.samples, schema.SAMPLES),
+            "tuples": schema.to_table(v.tuples, schema.TUPLES),
+            "findings": schema.to_table([f.row() for f in report.findings], schema.FINDINGS),
+        }
+        tables.update(_extra_tables(scan, v, set(tables) | {"assets"}))
+        # the row dicts are in the tables now (a few times smaller): free them before the assets are written
+        v.samples = v.tuples = scan.samples = scan.tuples = []
+        scan.tables = {}
+        n_assets, roles = _write_assets(v, work / "assets.parquet")
+        counts.update(assets=n_assets, assets_by_role=dict(sorted(roles.items())))
+        v.dropped["assets"] = v.feed.n - n_assets
+        meta = {
+            "dataset": ing.name, "layout": layout, "root": str(root), "tool_version": __version__,
+            "ingester_version": ing.version, "schema_version": schema.SCHEMA_VERSION, "fingerprint": fp,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "options": options,
+            "counts": counts, "dropped": v.dropped, "validation": report.summary(),
+            "image_size": list(v.image_size) if v.image_size else None, "notes": scan.notes,
+            "report_file": str(report_file) if report_file else None, "list_files": scan.list_files,
+        }
+        mdir = write_manifest(out, tables, meta, files={"assets": work / "assets.parquet"})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(mdir, meta, False, report, report_file, time.perf_counter() - t0)
 
 

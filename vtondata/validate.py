@@ -8,10 +8,9 @@ the known figures of the full release (warn).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +19,7 @@ import pyarrow.compute as pc
 from . import schema
 from .datasets.base import Ingester, Scan
 from .findings import FAIL, Finding, Report
-from .probe import probe_table
+from .probefeed import ProbeFeed
 from .progress import progress_bar
 
 
@@ -28,46 +27,74 @@ from .progress import progress_bar
 class Validated:
     scan: Scan
     report: Report
-    #: the kept asset rows as an Arrow table with the :data:`vtondata.schema.ASSETS` schema (columnar: a few
-    #: hundred bytes per file instead of a Python dict per file)
-    assets: object
+    #: the probed files (spooled on disk); :meth:`asset_batches` yields the kept rows
+    feed: ProbeFeed
     samples: list[dict]
     tuples: list[dict]
     dropped: dict  # {"assets": n, "samples": n, "tuples": n}
     image_size: Optional[tuple[int, int]]
-    #: int64 ``(N, 2)`` (size, mtime_ns) of each ``scan.assets`` file as read, -1 when missing (fingerprint input)
-    file_stats: Optional[object] = None
+    #: asset ids and sample ids whose rows the lenient filter drops
+    bad_assets: set = field(default_factory=set)
+    bad_samples: set = field(default_factory=set)
+    #: rows changed by the ingester's ``after_probe`` hook (then read from here instead of the spool)
+    patched: Optional[pa.Table] = None
+
+    def asset_batches(self) -> Iterator[pa.RecordBatch]:
+        """The kept asset rows (:data:`vtondata.schema.ASSETS`), batch by batch: files that were read, minus the
+        assets and samples the lenient filter drops."""
+        bad_a = pa.array(sorted(self.bad_assets), pa.string()) if self.bad_assets else None
+        bad_s = pa.array(sorted(self.bad_samples), pa.string()) if self.bad_samples else None
+        source = self.patched.to_batches() if self.patched is not None else self.feed.batches()
+        for batch in source:
+            keep = pc.is_valid(batch.column("hash"))
+            if bad_a is not None:
+                keep = pc.and_(keep, pc.invert(pc.is_in(batch.column("asset_id"), value_set=bad_a)))
+            if bad_s is not None:
+                keep = pc.and_(keep, pc.invert(pc.is_in(batch.column("sample_id"), value_set=bad_s)))
+            yield batch if pc.all(keep).as_py() is not False else batch.filter(keep)
+
+
+def start_feed(ingester: Ingester, root: Path, spool: Path, *, deep: bool = False, workers: int = 0,
+               progress=None) -> ProbeFeed:
+    """The feed a streamed scan of ``root`` appends to (see :mod:`vtondata.probefeed`)."""
+    return ProbeFeed(root, ingester.name, spool, deep=deep, workers=workers, progress=progress)
 
 
 def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *, deep: bool = False,
-                  workers: int = 0, quiet: bool = False) -> Validated:
+                  workers: int = 0, quiet: bool = False, spool: Optional[Path] = None) -> Validated:
+    """All checks of a scanned dataset. A streamed scan (``scan.assets`` a :class:`ProbeFeed`) has probed its
+    files already; a plain scan's specs are probed here (their rows spooled to the file ``spool``)."""
     root = Path(root)
-    specs = scan.assets
-    with progress_bar(len(specs), f"checking {ingester.name} files", disable=quiet) as advance:
-        probed = probe_table(root, specs, ingester.name, deep=deep, workers=workers, progress=advance)
-    report.findings.extend(probed.findings)
-    table = probed.table
+    feed = scan.assets
+    if not isinstance(feed, ProbeFeed):
+        if spool is None:
+            raise ValueError("check_dataset of a plain scan needs a spool path for the probed rows")
+        specs = scan.assets
+        with progress_bar(len(specs), f"checking {ingester.name} files", disable=quiet) as advance:
+            feed = start_feed(ingester, root, spool, deep=deep, workers=workers, progress=advance)
+            try:
+                feed.extend(specs)
+            finally:
+                feed.finish()
+    else:
+        feed.finish()
+    report.findings.extend(feed.findings)
+    sizes = feed.sizes
+    patched = None
     after_probe = getattr(ingester, "after_probe", None)  # optional ingester hook on the probed rows (dicts)
     if after_probe is not None:
-        rows = table.to_pylist()
-        after_probe(specs, rows, report)
-        table = schema.to_table(rows, schema.ASSETS)
+        rows = [r for b in feed.batches() for r in b.to_pylist()]
+        after_probe(rows, report)
+        patched = schema.to_table(rows, schema.ASSETS)
         del rows
-    image_size = _check_sizes(ingester, specs, table, report)
-    _check_duplicates(table, report)
+        sizes = np.stack([pc.fill_null(patched[c], -1).to_numpy().astype(np.int32) for c in ("width", "height")], 1)
+    image_size = _check_sizes(ingester, feed, sizes, report)
+    _check_duplicates(feed, report)
     _check_split_sizes(ingester, scan, report)
     # lenient filter: failing assets drop their sample; tuples with a dropped member are dropped
     bad = report.dropped_ids()
     known_samples = {s["sample_id"] for s in scan.samples}
     bad_samples = bad & known_samples
-    keep = pc.is_valid(table["hash"])
-    if bad:
-        bad_arr = pa.array(sorted(bad), pa.string())
-        keep = pc.and_(keep, pc.invert(pc.is_in(table["asset_id"], value_set=bad_arr)))
-    if bad_samples:
-        bad_s = pa.array(sorted(bad_samples), pa.string())
-        keep = pc.and_(keep, pc.invert(pc.is_in(table["sample_id"], value_set=bad_s)))
-    assets = table if pc.all(keep).as_py() is not False else table.filter(keep)
     name = ingester.name
     samples = []
     for s in scan.samples:  # rows gain the dataset column in place (no copy of every row)
@@ -90,71 +117,70 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
         if all(i in keep_samples for i in ids):
             t["dataset"] = name
             tuples.append(t)
-    dropped = {"assets": table.num_rows - assets.num_rows, "samples": len(scan.samples) - len(samples),
-               "tuples": len(scan.tuples) - len(tuples)}
-    n_ok = table.num_rows - len({f.file for f in report.fails if f.file})
-    report.good("files", f"{n_ok} of {table.num_rows} files passed their checks")
-    return Validated(scan, report, assets, samples, tuples, dropped, image_size, probed.stats)
+    dropped = {"assets": None, "samples": len(scan.samples) - len(samples), "tuples": len(scan.tuples) - len(tuples)}
+    n_ok = feed.n - len({f.file for f in report.fails if f.file})
+    report.good("files", f"{n_ok} of {feed.n} files passed their checks")
+    return Validated(scan, report, feed, samples, tuples, dropped, image_size, bad, bad_samples, patched)
 
 
-def _check_sizes(ingester: Ingester, specs, table, report: Report) -> Optional[tuple[int, int]]:
-    width = table["width"].to_numpy(zero_copy_only=False)
-    height = table["height"].to_numpy(zero_copy_only=False)
-    has = ~np.isnan(width) if width.dtype.kind == "f" else np.ones(len(width), bool)
-    wh = np.where(has, np.nan_to_num(width).astype(np.int64) * (1 << 32) + np.nan_to_num(height).astype(np.int64), -1)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, spec in enumerate(specs):
-        if spec.size_group and has[i] and width[i]:
-            groups[spec.size_group].append(i)
+def _check_sizes(ingester: Ingester, feed: ProbeFeed, sizes: np.ndarray, report: Report) -> Optional[tuple[int, int]]:
+    """Files of one size group must share the group's size (its mode); returns the "image" group's size."""
+    groups = feed.size_groups
+    wh = sizes[:, 0].astype(np.int64) * (1 << 32) + sizes[:, 1].astype(np.int64)
+    has = (sizes[:, 0] > 0) & (groups > 0)
     main_size = None
-    for group, idx in groups.items():
-        codes = wh[np.asarray(idx)]
+    wrong: list[tuple[int, tuple, str]] = []
+    for code, group in enumerate(feed.group_names, start=1):
+        idx = np.flatnonzero(has & (groups == code))
+        if not len(idx):
+            continue
+        codes = wh[idx]
         vals, first, counts = np.unique(codes, return_index=True, return_counts=True)
         # the mode; ties go to the size seen first (as collections.Counter.most_common does)
         best = max(range(len(vals)), key=lambda k: (counts[k], -first[k]))
-        code, n = int(vals[best]), int(counts[best])
-        mode = (code >> 32, code & 0xFFFFFFFF)
+        size_code, n = int(vals[best]), int(counts[best])
+        mode = (size_code >> 32, size_code & 0xFFFFFFFF)
         if group == "image":
             main_size = mode
-        for j in np.flatnonzero(codes != code):
-            i = idx[j]
-            spec = specs[i]
-            sz = (int(width[i]), int(height[i]))
-            report.fail("wrong-size", f"{spec.role} is {sz[0]}x{sz[1]} (WxH) but the dataset's {group} size is "
-                        f"{mode[0]}x{mode[1]}", file=spec.path, drops=(spec.asset_id, spec.sample_id),
-                        fix="replace the file with the release's version at the dataset's resolution")
+        wrong.extend((int(i), mode, group) for i in idx[codes != size_code])
         native = getattr(ingester, "native_size", None)
         if group == "image" and native and mode != tuple(native):
             report.warn("non-native-size", f"images are {mode[0]}x{mode[1]}, the release's size is "
                         f"{native[0]}x{native[1]} (a resized copy?)", fix="fine for resized copies; recorded in meta")
         elif group == "image":
             report.good("sizes", f"{n} images share the size {mode[0]}x{mode[1]}")
+    wrong.sort()
+    for (i, mode, group), row in zip(wrong, feed.rows_at([w[0] for w in wrong])):
+        w, h = (int(x) for x in sizes[i])
+        report.fail("wrong-size", f"{row['role']} is {w}x{h} (WxH) but the dataset's {group} size is "
+                    f"{mode[0]}x{mode[1]}", file=row["path"], drops=(row["asset_id"], row["sample_id"]),
+                    fix="replace the file with the release's version at the dataset's resolution")
     return main_size
 
 
-def _check_duplicates(table, report: Report) -> None:
-    roles = pa.array(["person", "garment"], pa.string())
-    sub = table.filter(pc.and_(pc.is_valid(table["hash"]), pc.is_in(table["role"], value_set=roles)))
-    by_hash: dict[str, set] = defaultdict(set)
-    paths: dict[str, list] = defaultdict(list)
-    cols = [sub[c].to_pylist() for c in ("role", "hash", "split", "path")]
-    for role, h, split, path in zip(*cols):
-        by_hash[(role, h)].add(split)
-        paths[(role, h)].append(path)
-    dups = [k for k, splits in by_hash.items() if "train" in splits and "test" in splits]
-    if dups:
-        examples = "; ".join(" = ".join(sorted(paths[k])[:2]) for k in dups[:3])
-        report.warn("train-test-duplicates", f"{len(dups)} images appear in both train and test (by content hash), "
-                    f"e.g. {examples}", fix="exclude them from training when you report test scores")
-        split_of = set(zip(cols[2], cols[3]))
-        for k in dups:  # name every one (the report file lists them all): the test file and its train twins
-            test = sorted({p for p in paths[k] if ("test", p) in split_of})
-            train = sorted({p for p in paths[k] if ("train", p) in split_of})
-            report.warn("train-test-duplicate", f"this test {k[0]} has the same bytes as train "
-                        f"{', '.join(train[:3])}{' ...' if len(train) > 3 else ''}", file=test[0],
-                        fix="exclude the train copy from training when you report test scores")
-    else:
+def _check_duplicates(feed: ProbeFeed, report: Report) -> None:
+    """Person / garment images whose bytes appear in both train and test (grouped by role and content hash)."""
+    keys = feed.duplicate_keys()
+    groups: list[list[int]] = []
+    if keys is not None and keys.num_rows:
+        by = keys.group_by(["role", "hash"]).aggregate([("split", "distinct"), ("index", "list")])
+        groups = [idx for sp, idx in zip(by["split_distinct"].to_pylist(), by["index_list"].to_pylist())
+                  if "train" in sp and "test" in sp]
+    if not groups:
         report.good("duplicates", "no image appears in both train and test")
+        return
+    wanted = sorted({i for idx in groups for i in idx})
+    row = dict(zip(wanted, feed.rows_at(wanted)))
+    groups = sorted(([row[i] for i in idx] for idx in groups), key=lambda g: sorted(r["path"] for r in g))
+    examples = "; ".join(" = ".join(sorted(r["path"] for r in g)[:2]) for g in groups[:3])
+    report.warn("train-test-duplicates", f"{len(groups)} images appear in both train and test (by content hash), "
+                f"e.g. {examples}", fix="exclude them from training when you report test scores")
+    for g in groups:  # name every one (the report file lists them all): the test file and its train twins
+        test = sorted(r["path"] for r in g if r["split"] == "test")
+        train = sorted(r["path"] for r in g if r["split"] == "train")
+        report.warn("train-test-duplicate", f"this test {g[0]['role']} has the same bytes as train "
+                    f"{', '.join(train[:3])}{' ...' if len(train) > 3 else ''}", file=test[0],
+                    fix="exclude the train copy from training when you report test scores")
 
 
 def _check_split_sizes(ingester: Ingester, scan: Scan, report: Report) -> None:

@@ -197,16 +197,18 @@ def test_probe_fast_path_same_verdicts_as_pil(tmp_path):
     assert not res.ok and res.findings[0].code == "corrupt-image"
 
 
-def test_probe_table_matches_per_file_probe_and_fingerprint(tmp_path):
-    """The columnar probe (what prepare uses) gives the per-file probe's rows and findings, and the fingerprint
-    built from the sizes / mtimes taken while reading equals the one of a separate stat pass."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streamed_probe_matches_per_file_probe_and_fingerprint(tmp_path, workers):
+    """The streamed probe (what prepare uses: specs probed as the scan declares them, on worker processes, rows
+    spooled to disk) gives the per-file probe's rows and findings in declaration order, and the fingerprint built
+    from the sizes / mtimes taken while reading equals the one of a separate stat pass."""
     import pyarrow as pa
 
     from vtondata.datasets import get_ingester
     from vtondata.findings import Report
     from vtondata.fixtures import make_fixture
-    from vtondata.prepare import fingerprint
-    from vtondata.probe import probe_table
+    from vtondata.prepare import fingerprint, fingerprint_header
+    from vtondata.probefeed import ProbeFeed, streaming
     from vtondata.schema import ASSETS
 
     root = make_fixture("viton-hd", tmp_path / "vh", n=4, size="64x48", seed=0)
@@ -216,12 +218,18 @@ def test_probe_table_matches_per_file_probe_and_fingerprint(tmp_path):
     parse.write_bytes(_png(ids, 0, [1, 4]))  # a grey parse with Sub + Paeth rows and an id outside CIHP-20
     (root / "train" / "openpose_json" / "00001_00_keypoints.json").unlink()
     ing = get_ingester("viton-hd")
-    scan = ing.scan(root, "official", Report())
-    pt = probe_table(root, scan.assets, "viton-hd", workers=1)
+    scan = ing.scan(root, "official", Report())  # a plain scan: the specs, for the reference
+    feed = ProbeFeed(root, "viton-hd", tmp_path / "spool.arrow", workers=workers, chunk=5, inline_below=7)
+    with streaming(feed):
+        streamed = ing.scan(root, "official", Report())
+    feed.finish()
+    assert streamed.assets is feed and feed.n == len(scan.assets) > 7
+    with pytest.raises(TypeError):
+        list(streamed.assets)  # a streamed scan keeps no specs
     rows = [dict(probe(root, s).row, dataset="viton-hd") for s in scan.assets]
-    assert pt.table.equals(pa.Table.from_pylist(rows, schema=ASSETS))
-    codes = sorted(f.code for f in pt.findings)
-    assert codes == ["missing-file", "parse-out-of-space"]
-    assert pt.stats.shape == (len(scan.assets), 2) and (pt.stats[:, 0] == -1).sum() == 1
+    assert pa.Table.from_batches(list(feed.batches()), ASSETS).equals(pa.Table.from_pylist(rows, schema=ASSETS))
+    assert feed.batch_rows[0] == 5 and sum(feed.batch_rows) == len(rows)
+    assert sorted(f.code for f in feed.findings) == ["missing-file", "parse-out-of-space"]
+    assert feed.rows_at([3, 0]) == [rows[3], rows[0]]
     opts = {"deep": False, "strict": True}
-    assert fingerprint(ing, root, scan, opts, stats=pt.stats) == fingerprint(ing, root, scan, opts)
+    assert fingerprint(ing, root, scan, opts) == feed.digest(fingerprint_header(ing, "official", opts), scan.list_files)

@@ -152,6 +152,7 @@ def test_strict_names_every_fault_and_writes_nothing(vitonhd_root, tmp_path):
     for code, where in faults.items():
         assert (code, where) in found, f"{code} at {where} not reported; got {sorted(found)}"
     assert not (out / "manifest").exists()
+    assert not list(out.glob(".prepare.*")) and not list(out.glob(".manifest.*"))  # no spool left behind
     # the report file lists them too
     report = pd.read_csv(next((out / "reports").glob("validation-*.csv")))
     assert set(faults) <= set(report.code)
@@ -173,6 +174,8 @@ def test_lenient_writes_manifest_without_bad_rows(vitonhd_root, tmp_path):
     for col in ("person", "garment"):
         assert m.tuples[col].dropna().isin(kept).all()
     assert not (m.tuples.line >= 4).any()
+    assert m.assets.sample_id.isin(kept).all() and m.assets.hash.notna().all()  # rows of dropped samples are gone
+    assert res.meta["counts"]["assets"] == len(m.assets) == sum(res.meta["counts"]["assets_by_role"].values())
     assert res.meta["dropped"]["samples"] == 8
     assert (m.findings.severity == "fail").sum() >= 11
     assert Path(res.meta["report_file"]).exists()

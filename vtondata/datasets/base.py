@@ -38,12 +38,24 @@ def get_ingester(name: str) -> "Ingester":
     return REGISTRY[key]()
 
 
+def _assets_sink():
+    """A plain list, or under :func:`vtondata.probefeed.streaming` the active feed (probes as the scan declares)."""
+    from ..probefeed import ACTIVE
+
+    feed = ACTIVE.get()
+    return [] if feed is None else feed
+
+
 @dataclass
 class Scan:
-    """Everything an ingester found, before probing."""
+    """Everything an ingester found, before probing.
+
+    Ingesters only ever *append* to ``assets`` (never reassign, reorder or read it back): under ``prepare`` it is
+    a :class:`~vtondata.probefeed.ProbeFeed` that probes each file as soon as it is declared and keeps no spec.
+    """
 
     layout: str
-    assets: list[AssetSpec] = field(default_factory=list)
+    assets: list[AssetSpec] = field(default_factory=_assets_sink)
     samples: list[dict] = field(default_factory=list)
     tuples: list[dict] = field(default_factory=list)
     list_files: list[str] = field(default_factory=list)  # relative paths of the list / annotation files read

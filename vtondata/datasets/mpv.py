@@ -111,12 +111,16 @@ def _stem(entry: str) -> str:
 
 
 class _Index:
-    """Files of one folder below the root, found by base name (any nesting)."""
+    """Files of one folder below the root, found by base name (any nesting).
+
+    Each name maps to its folder's relative path (one string shared by all files of the folder), not to its own
+    path: the index of a 20,000-triplet release holds 100,000 names.
+    """
 
     def __init__(self, root: Path, folder: str):
         self.folder = folder
-        self.by_name: dict[str, str] = {}  # base name -> first relative path found
-        self.more: dict[str, list[str]] = {}  # base names found in several sub-folders -> all their paths
+        self.by_name: dict[str, str] = {}  # base name -> relative folder of the first file found
+        self.more: dict[str, list[str]] = {}  # base names found in several sub-folders -> all their folders
         self.nested = False
         top = root / folder
         self.exists = top.is_dir()
@@ -135,21 +139,23 @@ class _Index:
                         self.nested = True
                         stack.append((e.path, f"{rel_dir}/{name}"))
                     elif name in by_name:
-                        self.more.setdefault(name, [by_name[name]]).append(f"{rel_dir}/{name}")
+                        self.more.setdefault(name, [by_name[name]]).append(rel_dir)
                     else:
-                        by_name[name] = f"{rel_dir}/{name}"
+                        by_name[name] = rel_dir
 
     def find(self, entry_path: str, mode: str) -> Optional[str]:
         """The file named like ``entry_path``: its exact path if listed, else the one under ``<mode>/``."""
         name = entry_path.rsplit("/", 1)[-1]
         hit = self.by_name.get(name)
-        if hit is None or name not in self.more:
-            return hit
-        hits = self.more[name]
+        if hit is None:
+            return None
+        if name not in self.more:
+            return f"{hit}/{name}"
+        hits = [f"{d}/{name}" for d in self.more[name]]
         exact = f"{self.folder}/{entry_path}"
         if exact in hits:
             return exact
-        return next((h for h in hits if f"/{mode}/" in f"/{h}"), hit)
+        return next((h for h in hits if f"/{mode}/" in f"/{h}"), f"{hit}/{name}")
 
 
 @register
@@ -180,7 +186,8 @@ class MPV(Ingester):
         scan.notes["native_size"] = list(self.native_size)
         self._spec = spec
         self._samples: dict[str, dict] = {}
-        self._assets: dict[str, AssetSpec] = {}
+        self._pose_only: set[str] = set()  # asset ids declared by demo lines (the target pose alone)
+        self._scan = scan
         self._tuple_ids: set[str] = set()
         self._full: set[str] = set()  # samples whose files are all declared
         folders = {f for group in ("person", "garment") for v in spec[group].values() for f in v[0]}
@@ -211,13 +218,12 @@ class MPV(Ingester):
                                         what="'person.jpg, target_keypoints.json, cloth.jpg, test' separated by a TAB"):
                 self._triplet(scan, report, DEMO_LIST, line, cols, demo=True)
         scan.samples = list(self._samples.values())
-        scan.assets = list(self._assets.values())
         ignored = [d for d in ("warped_cloth", "warped_cloth_mask") if (root / d).is_dir()]
         if ignored:
             scan.notes["ignored_model_outputs"] = ignored
         if layout == "detail_carving":
             scan.notes["nesting"] = "nested <mode>/<ITEM>/" if self._index["images"].nested else "flat"
-        self._index, self._samples, self._assets, self._full = {}, {}, {}, set()  # free the scan's indexes
+        self._index, self._samples, self._pose_only, self._full, self._scan = {}, {}, set(), set(), None  # free indexes
         return scan
 
     def _check_folders(self, layout: str, report: Report) -> None:
@@ -262,16 +268,20 @@ class MPV(Ingester):
                                   "item": info.get("item"), "view": info.get("view"), "framing": info.get("framing")}
         return sid
 
-    def _declare(self, split: str, sid: str, stem: str, role: str, role_spec, path: str) -> None:
+    def _declare(self, split: str, sid: str, stem: str, role: str, role_spec, path: str, pose_only: bool = False) -> None:
+        """Append one file's spec to the scan (each spec goes straight to ``scan.assets``, nothing is kept: a
+        sample's files are declared once, guarded by ``_full``; only demo-line poses need remembering)."""
         aid = f"{split}/{role}/{stem}"
-        if aid in self._assets:
+        if aid in self._pose_only:
             return
+        if pose_only:
+            self._pose_only.add(aid)
         _folders, _suffix, check, space, enc, _nest = role_spec
-        self._assets[aid] = AssetSpec(
+        self._scan.assets.append(AssetSpec(
             asset_id=aid, split=split, role=role, sample_id=sid, path=path, check=check,
             size_group="image" if check in ("image", "mask", "parse", "densepose") else None,
             label_space=space if check in ("parse", "mask") or role == "parse_vis" else None,
-            keypoint_format=space if check == "pose" else None, encoding=enc)
+            keypoint_format=space if check == "pose" else None, encoding=enc))
 
     def _member(self, missing: list, entry: str, split: str, group: str, pose_only: bool = False) -> Optional[str]:
         """Declare a person / garment of a list line; None (its description appended to ``missing``) if absent."""
@@ -282,6 +292,8 @@ class MPV(Ingester):
                 stem = stem[: -len("_keypoints")]
             role, main = "pose", roles["pose"]
             entry = entry.rsplit("/", 1)[0] + "/" + stem + ".jpg" if "/" in entry else stem + ".jpg"
+            if f"{split}/person/{stem}" in self._full:  # its pose is declared already
+                return f"{split}/person/{stem}"
         else:
             stem = _stem(entry)
             role = "person" if group == "person" else "garment"
@@ -295,7 +307,7 @@ class MPV(Ingester):
             missing.append(f"{what} {expected}")
             return None
         sid = self._sample(split, "person" if group == "person" else "garment", stem)
-        self._declare(split, sid, stem, role, main, found)
+        self._declare(split, sid, stem, role, main, found, pose_only)
         if not pose_only:
             for r, rs in roles.items():
                 if r != role:

@@ -225,15 +225,15 @@ class Viton(Ingester):
         scan = Scan(layout=layout)
         scan.notes["native_size"] = list(self.native_size)
         self._samples: dict[str, dict] = {}
-        self._assets: dict[str, AssetSpec] = {}
+        self._assets: set[str] = set()  # asset ids declared (each spec goes straight to scan.assets)
+        self._scan = scan
         self._tuple_ids: set[str] = set()
         if layout == "original":
             self._scan_original(root, scan, report)
         else:
             self._scan_cpvton(root, layout, scan, report)
         scan.samples = list(self._samples.values())
-        scan.assets = list(self._assets.values())
-        self._samples, self._assets = {}, {}
+        self._samples, self._assets, self._scan = {}, set(), None
         return scan
 
     # ------------------------------------------------------------------ shared helpers
@@ -250,11 +250,12 @@ class Viton(Ingester):
         aid = f"{split}/{role}/{stem}"
         if aid in self._assets:
             return
-        self._assets[aid] = AssetSpec(
+        self._assets.add(aid)
+        self._scan.assets.append(AssetSpec(
             asset_id=aid, split=split, role=role, sample_id=sid, path=path, check=check,
             size_group=size_group if check in ("image", "mask", "parse") else None,
             label_space=space if check in ("parse", "mask", "file") and role != "pose" else None,
-            keypoint_format=space if role == "pose" else None, encoding=encoding, required=required)
+            keypoint_format=space if role == "pose" else None, encoding=encoding, required=required))
 
     def _tuple(self, scan: Scan, split: str, person: str, garment: str, source, line, report: Report) -> None:
         setting = "paired" if _own_cloth(person) == garment else "unpaired"
@@ -448,7 +449,7 @@ class Viton(Ingester):
         sid = self._sample(split, "garment", stem)
         self._asset(split, "garment", stem, sid, f"women_top/{name}", "image")
 
-    def after_probe(self, specs: list, rows: list, report: Report) -> None:
+    def after_probe(self, rows: list, report: Report) -> None:
         """``.mat`` parses take the size of their person image (needed to undo the 641x641 padding)."""
         size = {r["sample_id"]: (r.get("width"), r.get("height")) for r in rows if r.get("role") == "person"}
         for r in rows:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.perf import two_core_projection
+
 
 def naive_full_decode(root: Path) -> int:
     n = 0
@@ -59,9 +61,8 @@ def main() -> None:
         print(f"{n:>8} {files:>7} {fn:>14.0f} {fo:>16.0f} {r:>5.1f}x {cn:>12.2f} {co:>14.2f} {cn / co:>9.1f}x")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     n, files, _fn, _fo, _r, cn, co, cw = rows[-1]
-    if cw > 0:  # a model, not a measurement: the parent's CPU runs alone, the workers' CPU splits over 2 cores
-        print(f"projection for 2 idle cores (not measured): naive CPU / (parent CPU + workers CPU / 2) = "
-              f"{cn:.2f} / ({co - cw:.2f} + {cw:.2f} / 2) = {cn / (co - cw + cw / 2):.1f}x")
+    if cw > 0:
+        print(two_core_projection(cn, co, cw))
     lin = rows[-1][3] / rows[0][3]
     print(f"linearity: files/s at {rows[-1][0]} persons / at {rows[0][0]} = {lin:.2f} (1.0 = linear)")
     print(f"target >= 5x: {'met' if rows[-1][4] >= 5 else 'NOT met'}")

@@ -140,15 +140,38 @@ class Manifest:
         return a[a["role"] == role]
 
 
+def work_dir(out: Path, kind: str) -> Path:
+    """A new temporary directory ``<out>/.<kind>.<pid>.<random>`` for work that is renamed into place when done.
+
+    Directories of the same kind left by a killed process (its pid no longer runs) are removed first, so a kill
+    at any moment leaves nothing behind for long."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for d in out.glob(f".{kind}.*"):
+        parts = d.name.split(".")
+        if len(parts) > 3 and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+            shutil.rmtree(d, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".{kind}.{os.getpid()}.", dir=out))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def write_manifest(out: Path, tables: dict[str, pa.Table], meta: dict, files: Optional[dict[str, Path]] = None) -> Path:
     """Write all tables and meta.json into ``<out>/manifest`` atomically (directory swap).
 
     ``files``: tables already written as Parquet files on the same file system (``{name: path}``), moved in.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     final = out / "manifest"
-    tmp = Path(tempfile.mkdtemp(prefix=".manifest.", dir=out))
+    tmp = work_dir(out, "manifest")
     files = files or {}
     try:
         for name, table in tables.items():

@@ -31,7 +31,7 @@ from .datasets.base import Ingester, Scan
 from .errors import LayoutNotFoundError, UnknownNameError, ValidationFailedError, VtonDataError
 from .findings import Report
 from .home import dataset_dir
-from .manifest import atomic_write_bytes, read_meta, write_manifest
+from .manifest import atomic_write_bytes, read_meta, work_dir, write_manifest
 from .probefeed import StatFeed, streaming
 from .progress import progress_bar
 from .validate import Validated, check_dataset, fails_as_text, start_feed
@@ -201,8 +201,7 @@ def _prepare(dataset, root, out, layout, force, deep, strict, workers, quiet, t0
         del scan
     report = Report()
     report.good("layout", f"{ing.name} layout {layout!r} detected in {root}")
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".prepare.", dir=out))  # the spool and the assets table being written
+    work = work_dir(out, "prepare")  # the spool and the assets table being written
     try:
         v = _streamed_check(ing, root, layout, report, work, deep=deep, workers=workers, quiet=quiet)
         scan = v.scan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -294,3 +295,21 @@ def test_pose_reader_refuses_what_it_cannot_interpret(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(PoseFormatError):
         read_openpose(bad)
+
+
+def test_work_left_by_a_killed_prepare_is_removed(vitonhd_root, tmp_path):
+    """A prepare killed mid-way leaves its spool directory; the next prepare removes it (its pid is gone) and never
+    touches the work of a live process."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = tmp_path / "out"
+    stale = out / f".prepare.{int(dead.stdout)}.x1"
+    live = out / f".prepare.{os.getpid()}.x2"
+    for d in (stale, live):
+        d.mkdir(parents=True)
+        (d / "probed.arrow").write_bytes(b"half")
+    prepare("viton-hd", vitonhd_root, out=out, quiet=True)
+    assert not stale.exists() and live.exists()
+    assert (out / "manifest" / "assets.parquet").exists()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.perf import two_core_projection
+from bench.perf import linear_fit, two_core_projection
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -153,6 +153,7 @@ def main() -> None:
     print(f"CPU ratio at {big['triplets']} triplets: {cn / co:.1f}x")
     if cw > 0:
         print(two_core_projection(cn, co, cw))
+    print(f"prepare {linear_fit(small['files'], small['files'] / small['prepare_fps'], big['files'], big['files'] / big['prepare_fps'])}")
     print(f"peak RSS growth {small['triplets']} -> {big['triplets']} triplets: "
           f"{big['rss_mb'] / small['rss_mb']:.2f}x for {big['triplets'] / small['triplets']:.0f}x the data")
     print(f"target >= 5x at {big['triplets']} triplets: {'met' if big['ratio'] >= 5 else 'NOT met'}")

@@ -158,7 +158,7 @@ class ProbeFeed(_Feed):
         #: per file: code of its size group (0 = none; ``group_names[code - 1]`` otherwise), width, height (-1 = none)
         self.group_names: list[str] = []
         self._group_code: dict = {None: 0}
-        self._groups = array("B")
+        self._groups = array("I")  # uint32: some ingesters make a group per tuple (STRAT: per accessory)
         self._wh: list[np.ndarray] = []
         #: per person / garment file with a hash: (row index, role, split, hash) chunks for the duplicate check
         self._dup: list[tuple] = []
@@ -250,7 +250,7 @@ class ProbeFeed(_Feed):
 
     @property
     def size_groups(self) -> np.ndarray:
-        return np.frombuffer(self._groups, np.uint8) if len(self._groups) else np.zeros(0, np.uint8)
+        return np.frombuffer(self._groups, np.uint32) if len(self._groups) else np.zeros(0, np.uint32)
 
     def duplicate_keys(self) -> Optional[pa.Table]:
         """Columns ``index, role, split, hash`` of the person / garment files with a hash."""

@@ -127,13 +127,13 @@ def _check_sizes(ingester: Ingester, feed: ProbeFeed, sizes: np.ndarray, report:
     """Files of one size group must share the group's size (its mode); returns the "image" group's size."""
     groups = feed.size_groups
     wh = sizes[:, 0].astype(np.int64) * (1 << 32) + sizes[:, 1].astype(np.int64)
-    has = (sizes[:, 0] > 0) & (groups > 0)
+    sel = np.flatnonzero((sizes[:, 0] > 0) & (groups > 0))
+    sel = sel[np.argsort(groups[sel], kind="stable")]  # files of each group together, in declaration order
+    bounds = np.flatnonzero(np.diff(groups[sel])) + 1
     main_size = None
     wrong: list[tuple[int, tuple, str]] = []
-    for code, group in enumerate(feed.group_names, start=1):
-        idx = np.flatnonzero(has & (groups == code))
-        if not len(idx):
-            continue
+    for idx in np.split(sel, bounds) if len(sel) else []:
+        group = feed.group_names[int(groups[idx[0]]) - 1]
         codes = wh[idx]
         vals, first, counts = np.unique(codes, return_index=True, return_counts=True)
         # the mode; ties go to the size seen first (as collections.Counter.most_common does)

@@ -226,7 +226,7 @@ def landmarks_draw(
 
 # --------------------------------------------------------------------------- metrics (bench)
 
-weights_app = typer.Typer(help="Pretrained weights of the learned metrics (FID/KID/IS Inception, LPIPS).",
+weights_app = typer.Typer(help="Pretrained weights: metrics (FID/KID/IS Inception, LPIPS), model backbones.",
                           no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
@@ -263,7 +263,7 @@ def score(
 def weights_status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """List the metric weights files: present / missing / hash mismatch, where they go, where they come from.
+    """List the weights files (metrics, backbones): present / missing / hash mismatch, where they go and come from.
 
     Example:
       vtondata weights status
@@ -698,6 +698,28 @@ def bench_significance(
     from bench.significance import parse_seeds, run
 
     _run(run, model, variant, compare, dataset, setting, parse_seeds(seeds), split, profile, device, list(overrides))
+
+
+@bench_app.command("sweep")
+def bench_sweep(
+    param: str = typer.Argument(..., help="lambda | g | gamma"),
+    values: str = typer.Argument(..., help="Comma-separated values, e.g. 0.001,0.01,0.1,1,10."),
+    subset: str = typer.Option("hat", "--subset", help="STRAT sub-dataset (the paper sweeps hat)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="smoke | full."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG (JSON beside it); default $VTONDATA_RESULTS/sweeps/."),
+    overrides: List[str] = typer.Option([], "--set", help="Further config override for every point (repeatable)."),
+):
+    """Accessory model's supplementary sweep (Supp. Fig. 1): one bench run of `Ours` per value, then LSSIM / IoU /
+    Disp against the value as a PNG + JSON.
+
+    Example:
+      vtondata bench sweep lambda 0.001,0.01,0.1,1,10 --profile smoke --device cpu
+    """
+    from bench.acc_sweep import parse_values, sweep
+
+    _run(sweep, param, _run(parse_values, values), subset, profile, device, seed, out, list(overrides))
 
 
 @leaderboard_app.command("show")

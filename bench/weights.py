@@ -1,4 +1,5 @@
-"""Pretrained weights of the learned metrics: where the reference packages cache them, status, fetch.
+"""Pretrained weights of the learned metrics and of model backbones (the accessory model's ResNet-18): where
+the reference packages cache them, status, fetch.
 
 Files live exactly where the reference packages put them, so a cache filled by pytorch-fid,
 torchvision or lpips on a connected machine is used as is:
@@ -71,6 +72,9 @@ WEIGHTS: Dict[str, WeightFile] = {w.key: w for w in (
                "LPIPS vgg trunk", "torchvision VGG16_Weights.IMAGENET1K_V1.get_state_dict()"),
     WeightFile("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth", _TV + "squeezenet1_1-b8a52dc0.pth", "hub",
                "LPIPS squeeze trunk", "torchvision SqueezeNet1_1_Weights.IMAGENET1K_V1.get_state_dict()"),
+    WeightFile("resnet18", "resnet18-f37072fd.pth", _TV + "resnet18-f37072fd.pth", "hub",
+               "accessory model (seed 004): encoders E_b / E_f",
+               "torchvision ResNet18_Weights.IMAGENET1K_V1.get_state_dict()"),
     WeightFile("lpips-lin-alex", "alex.pth", "(shipped in the lpips 0.1.4 wheel: lpips/weights/v0.1/alex.pth)",
                "lpips", "LPIPS alex linear heads v0.1", "pip install lpips==0.1.4", 6009),
     WeightFile("lpips-lin-vgg", "vgg.pth", "(shipped in the lpips 0.1.4 wheel: lpips/weights/v0.1/vgg.pth)",
@@ -135,14 +139,15 @@ def verify(key: str, path: Path) -> bool:
     return _VERIFIED[memo]
 
 
-def resolve(key: str, path: Optional[os.PathLike] = None, check: bool = True) -> Path:
-    """The verified local file of ``key`` (an explicit ``path`` wins over the cache)."""
+def resolve(key: str, path: Optional[os.PathLike] = None, check: bool = True,
+            otherwise: str = "pass --weights PATH; tests may use --random-weights") -> Path:
+    """The verified local file of ``key`` (an explicit ``path`` wins over the cache); ``otherwise``: the caller's
+    alternatives (explicit file, random-init switch), named in the error."""
     w = _entry(key)
     p = Path(path).expanduser() if path else cache_path(key)
     if not p.is_file():
         fix = (f"on a connected machine run `vtondata weights fetch {key}` (or download {w.url}) and copy the "
-               f"file to {cache_dir(key)}/, or pass --weights PATH; tests may use --random-weights "
-               f"(results are then marked not comparable)")
+               f"file to {cache_dir(key)}/, or {otherwise} (results are then marked not comparable)")
         raise WeightsMissingError(f"{w.filename} ({w.used_by}) is not present", file=p, fix=fix)
     if check and not verify(key, p):
         what = f"SHA-256 prefix {w.sha256_prefix}" if w.sha256_prefix else f"size {w.size}"
@@ -173,7 +178,7 @@ def print_status(as_json: bool = False) -> List[dict]:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="metric weights")
+    table = Table(title="pretrained weights (metrics, model backbones)")
     for col in ("key", "state", "file", "used by"):
         table.add_column(col)
     for r in rows:
@@ -211,7 +216,8 @@ def _fetch_one(key: str) -> Path:
         from torchvision import models
 
         enum = {"inception-v3-torchvision": models.Inception_V3_Weights, "alexnet": models.AlexNet_Weights,
-                "vgg16": models.VGG16_Weights, "squeezenet1_1": models.SqueezeNet1_1_Weights}[key]
+                "vgg16": models.VGG16_Weights, "squeezenet1_1": models.SqueezeNet1_1_Weights,
+                "resnet18": models.ResNet18_Weights}[key]
         enum.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
     return resolve(key)
 

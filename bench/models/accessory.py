@@ -21,9 +21,10 @@ foreground mask warped by the predicted vs the annotated vertices (both through 
 Vertices come from the manifest's ``strat_params`` (:mod:`bench.models.blocks.acc_data`), located by
 :meth:`prepare` (the run's manifest) or ``$VTONDATA_HOME``.
 
-Sweeps of Supp. section 1 (STRAT-hat), one command each, e.g. lambda:
-``for l in 0.001 0.01 0.1 1 10; do vtondata bench --model accessory --variant Ours --dataset strat --setting hat
---set stages.hat.losses.sm=$l; done``; g: ``--set heatmap.radius=G``; gamma: ``--set heatmap.gamma=G``.
+Sweeps of Supp. section 1 (STRAT-hat), one command each (:mod:`bench.acc_sweep`): ``vtondata bench sweep lambda
+0.001,0.01,0.1,1,10`` (``--set stages.hat.losses.sm=L`` per value), ``... sweep g 10,15,20,25,30``
+(``heatmap.radius``), ``... sweep gamma 4,6,8,10,12`` (``heatmap.gamma``) -> PNG + JSON of the points.
+ImageNet ResNet-18: ``bench.weights`` key ``resnet18`` (``vtondata weights status``).
 """
 
 from __future__ import annotations
@@ -181,12 +182,23 @@ class Accessory(Model):
                                     file=missing[0].parent, fix="run the infer stage again (drop --resume)")
             pv = torch.as_tensor(np.stack([np.load(f) for f in files]), dtype=torch.float32)
         mask = batch["foreground_mask"].float().cpu()
-        gt_mask = warp_mask(G.dlt_homography(init.double(), final.double()), mask)
         if metric == "disp":
             return pv, final, {"size": size}
-        if metric == "iou":  # a singular predicted homography (collapsed vertices) warps to an empty mask
-            hp = G.dlt_homography(init.double(), pv.double())
-            ok = torch.isfinite(hp).flatten(1).all(1) & (torch.linalg.det(hp).abs() > 1e-12)
-            hp = torch.where(ok[:, None, None], hp, torch.eye(3, dtype=hp.dtype).expand_as(hp))
-            return warp_mask(hp, mask) * ok[:, None, None, None], gt_mask, {}
+        if metric == "iou":
+            return (*self.warped_masks(init, pv, final, mask), {})
+        gt_mask = warp_mask(G.dlt_homography(init.double(), final.double()), mask)
         return pred, target, {"mask": gt_mask.to(pred.device)}
+
+    @staticmethod
+    def warped_masks(init: torch.Tensor, pred: torch.Tensor, final: torch.Tensor, mask: torch.Tensor):
+        """The IoU pair: the foreground mask ``N x 1 x H x W`` warped by the homography of ``init -> pred`` and of
+        ``init -> final`` (vertices ``N x 4 x 2``); a singular predicted homography (collapsed vertices) warps to an
+        empty mask."""
+        from bench.metrics.disp import warp_mask
+
+        mask = mask.float().cpu()
+        hp = G.dlt_homography(init.double().cpu(), pred.double().cpu())
+        ok = torch.isfinite(hp).flatten(1).all(1) & (torch.linalg.det(hp).abs() > 1e-12)
+        hp = torch.where(ok[:, None, None], hp, torch.eye(3, dtype=hp.dtype).expand_as(hp))
+        gt = warp_mask(G.dlt_homography(init.double().cpu(), final.double().cpu()), mask)
+        return warp_mask(hp, mask) * ok[:, None, None, None], gt

@@ -3,8 +3,9 @@
 * :class:`ResNet18Encoder` -- torchvision ``resnet18`` trunk (``width`` 64; smaller only for smoke tests); ``forward(x) -> [f1, f2, f3, f4, f5]`` at strides
   2, 4, 8, 16, 32 with 64, 64, 128, 256, 512 channels (224 input: 112, 56, 28, 14, 7). ``in_channels=4`` for
   ``cat(I_f, M_f)`` widens conv1 (ImageNet: RGB filters kept, the mask filter zero -- ASSUMED). Weights:
-  ``"imagenet"`` loads torchvision's ``resnet18-f37072fd.pth`` from the torch hub cache (sha256-prefix checked,
-  never downloaded; missing -> :class:`~vtondata.errors.WeightsMissingError`), ``"random"`` only on explicit
+  ``"imagenet"`` loads torchvision's ``resnet18-f37072fd.pth`` from the torch hub cache through ``bench.weights``
+  (key ``resnet18``; sha256-prefix checked, never downloaded; missing -> :class:`~vtondata.errors.WeightsMissingError`
+  naming the file and its directory), ``"random"`` only on explicit
   request (runs then stamped not comparable by the model's provenance).
 * :class:`ResDecoder` -- GCA-Matting-style residual decoder (Yaoyi-Li/GCA-Matting ``res_shortcut_dec.py``):
   four stages of ``blocks`` residual blocks (first block of a stage upsamples x2 with a 4x4 stride-2
@@ -20,7 +21,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -28,38 +28,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vtondata.errors import UnknownNameError, WeightsMissingError
+from vtondata.errors import UnknownNameError
 
-RESNET18_FILE = "resnet18-f37072fd.pth"
-RESNET18_URL = "https://download.pytorch.org/models/" + RESNET18_FILE
+WEIGHTS_KEY = "resnet18"  # bench.weights: torchvision's resnet18-f37072fd.pth in $TORCH_HOME/hub/checkpoints
 WEIGHT_MODES = ("imagenet", "random")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resnet18_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / RESNET18_FILE
-
-
 def load_resnet18_state(weights: str = "imagenet", path: Optional[Path] = None):
-    """torchvision's ImageNet ``resnet18`` state dict (``None`` for ``"random"``) and its provenance."""
+    """torchvision's ImageNet ``resnet18`` state dict (``None`` for ``"random"``) and its provenance; the file is
+    resolved and hash-checked by :func:`bench.weights.resolve` (``vtondata weights status`` lists it)."""
+    from bench.weights import WEIGHTS, resolve
+
     if weights not in WEIGHT_MODES:
         raise UnknownNameError(f"unknown ResNet-18 weights {weights!r}", fix=f"use one of {WEIGHT_MODES}")
     prov = {"network": "resnet18", "weights": weights}
     if weights == "random":
         return None, prov
-    p = Path(path) if path is not None else resnet18_path()
-    if not p.is_file():
-        raise WeightsMissingError(
-            "ResNet-18 ImageNet weights for the accessory encoders are not in the torch hub cache", file=p,
-            fix=f"on a connected machine run `python -c \"import torchvision; torchvision.models.resnet18("
-                f"weights='IMAGENET1K_V1')\"` (or download {RESNET18_URL}) and copy {RESNET18_FILE} to "
-                f"{p.parent}/; for tests only: --set encoder.weights=random (results are marked not comparable)")
-    h = hashlib.sha256(p.read_bytes()).hexdigest()[:8]
-    if h != "f37072fd":
-        raise WeightsMissingError(f"{p.name} does not match its published hash (sha256 {h}...)", file=p,
-                                  fix=f"delete it and download {RESNET18_URL} again")
-    prov.update(file=str(p), sha256=h)
+    p = resolve(WEIGHTS_KEY, path, otherwise="for tests only --set encoder.weights=random")
+    prov.update(file=str(p), sha256=WEIGHTS[WEIGHTS_KEY].sha256_prefix)
     return torch.load(p, map_location="cpu", weights_only=True), prov
 
 

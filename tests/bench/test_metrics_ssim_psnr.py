@@ -343,3 +343,50 @@ def test_mask_ssim_and_lssim_run_on_the_fast_kernel(monkeypatch):
     lssim(_t(p), _t(g), mask)
     lssim(_t(p), _t(g), mask, region="mask")
     assert len(calls) == 1 + 2 + 1
+
+
+# --- the uint8 fast path (exact int16 d / t maps, float squares) at tiny, odd and mixed inputs -----
+
+@pytest.mark.parametrize("h,w,c", [(7, 7, 3), (7, 9, 1), (11, 13, 1), (11, 13, 3), (13, 11, 3), (29, 12, 1)])
+def test_fast_path_matches_skimage_on_tiny_and_odd_sizes(h, w, c):
+    rng = np.random.default_rng(h * 100 + w * 10 + c)
+    p, g = _noisy_pair(rng, 4, h, w, c)
+    if min(h, w) >= 11:  # the Gaussian needs 11 px, like skimage
+        np.testing.assert_allclose(ssim(_t(p), _t(g), backend="opencv").numpy(), _sk(p, g, **WANG), atol=1e-6)
+    ours = ssim(_t(p), _t(g), window="uniform", win_size=7, covariance="sample", backend="opencv")
+    np.testing.assert_allclose(ours.numpy(), _sk(p, g, data_range=255), atol=1e-6)
+    ours_map = ssim_map(_t(p), _t(g), window="uniform", win_size=7, covariance="sample", backend="opencv")
+    assert ours_map.shape == (4, c, h - 6, w - 6)
+
+
+def test_fast_path_batch_of_mixed_images_matches_skimage_and_single_calls():
+    """Flat black / white / mid-grey, dark, noise and a smooth real-like ramp in one batch: no value
+    leaks across images (the tall stacking), each equals skimage to 1e-6 and its own single call."""
+    rng = np.random.default_rng(11)
+    h, w = 40, 33
+    ramp = np.linspace(0, 255, w)[None, :, None] * np.linspace(0.2, 1, h)[:, None, None]
+    gts = [np.zeros((h, w, 3)), np.full((h, w, 3), 255.0), np.full((h, w, 3), 128.0),
+           rng.integers(0, 12, (h, w, 3)), rng.integers(0, 256, (h, w, 3)), np.repeat(ramp, 3, axis=2)]
+    g = np.stack(gts).astype(np.uint8)
+    p = np.clip(g.astype(np.int16) + rng.integers(-6, 7, g.shape), 0, 255).astype(np.uint8)
+    p[0] = 0  # an identical flat black pair: SSIM 1 exactly
+    p[1, :, :w // 2] = 0  # half black against white
+    ours = ssim(_t(p), _t(g))
+    np.testing.assert_allclose(ours.numpy(), _sk(p, g, **WANG), atol=1e-6)
+    assert float(ours[0]) == 1.0
+    singles = torch.cat([ssim(_t(p[i:i + 1]), _t(g[i:i + 1])) for i in range(len(g))])
+    assert torch.equal(ours, singles)
+    gray = ssim(_t(p[:, :, :, :1]), _t(g[:, :, :, :1]))  # single-channel batch
+    np.testing.assert_allclose(gray.numpy(), _sk(p[..., :1], g[..., :1], **WANG), atol=1e-6)
+
+
+def test_fast_path_gives_exactly_one_for_identical_images():
+    """d = 0 exactly, so vD = 0 and the rounding of the t terms cancels: exactly 1, not 1 +- 1e-5."""
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 256, (3, 3, 30, 24), dtype=np.uint8)
+    x[1] = 255
+    x[2, :, :15] = 0
+    assert torch.equal(ssim(torch.from_numpy(x), torch.from_numpy(x)), torch.ones(3, dtype=torch.float64))
+    if (VITON / "image").is_dir():
+        gts = _real_pairs()[1]
+        assert torch.equal(ssim(_t(gts), _t(gts)), torch.ones(len(gts), dtype=torch.float64))

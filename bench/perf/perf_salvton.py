@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import torch
@@ -83,24 +85,33 @@ def _patches_loop(lf, fp, fg, xy_g, xy_p, cp, sizes):
     for a in range(n):
         for j in range(k):
             c, m = lf.window_coords(fps[a][None], fgs[a][None], xy_g[a:a + 1, j:j + 1], xy_p[a:a + 1, j:j + 1],
-                                    cp[a:a + 1, j:j + 1], None if sizes is None else sizes[a:a + 1, j:j + 1])
+                                    cp[a:a + 1, j:j + 1], None if sizes is None else sizes[a:a + 1, j:j + 1],
+                                    separable=False)
             coords.append(c[0, 0])
             members.append(m[0, 0])
     return torch.stack(coords).view(n, k, -1, 2), torch.stack(members).view(n, k, -1)
 
 
 def local_flow_speed(h: int = 256, w: int = 192, impl: str = "crop", n: int = 8, loop: bool = True,
-                     reps: int = 2, patch_res: int = 12) -> None:
+                     reps: int = 3, patch_res: int = 12, tag: str = "") -> None:
     """Forward + backward, batched over all N x 32 patches against the same math one patch per Python iteration,
     same inputs, same run, outputs and input gradients compared, on one thread (small per-patch ops are not
-    slowed by thread wake-ups, which would flatter the batched version), timed in process CPU seconds:
+    slowed by thread wake-ups, which would flatter the batched version), timed in process CPU seconds (user +
+    system: page faults count), the minimum over ``reps`` runs (2 for the loop) after a warm-up:
 
     * ``patches``: :meth:`LocalFlow.window_coords` (crop both patches, correlate, correlation-weighted garment
       positions, resample onto the person window) against a loop of it;
     * ``core``: :meth:`LocalFlow.core` (``patches`` + garment sampling + Eq. 4 blend + the full-resolution
-      attention output) against :meth:`LocalFlow.core_loop` (per-patch slice pasting). Both pay the same
-      full-resolution work (gradients of the N x 16 x H x W features and N x 32 x H x W attention logits, the
-      dense N x 32 x H x W attention output), which bounds this ratio at large sizes."""
+      attention output) against :meth:`LocalFlow.core_loop` (per-patch slice pasting).
+
+    Each side gets the correlation features in the layout it runs fastest on (same values): channels-last for
+    the batched version (as :meth:`LocalFlow.features` makes them), contiguous NCHW for the loops (their
+    per-patch full-image ``grid_sample`` backward is slower on channels-last). The loops resample cell positions
+    with ``grid_sample`` (``window_coords(separable=False)``: fewer ops per call than the batched matmul form).
+
+    Both pay the same full-resolution work, which no batching removes and which bounds the ratio at 256x192:
+    the gradients of the N x 16 x H x W features and of the N x 32 x H x W attention logits and the dense
+    N x 32 x H x W attention output (3 x 50 MB at batch 8), plus glibc's page faults on them (``tag``)."""
     from bench.models.blocks.sal_flow import LocalFlow
 
     k, c = 32, 16
@@ -114,50 +125,80 @@ def local_flow_speed(h: int = 256, w: int = 192, impl: str = "crop", n: int = 8,
     leaves = {"fp": torch.randn(n, c, h, w), "fg": torch.randn(n, c, h, w),
               "sizes": torch.rand(n, k, 4) * torch.tensor([w / 5, h / 5, w / 5, h / 5]),
               "logit_l": torch.randn(n, k, h, w)}
-    for t in leaves.values():
-        t.requires_grad_(True)
-    lv = list(leaves.values())
+    slow_lv = [t.requires_grad_(True) for t in leaves.values()]
+    fast_lv = [t.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+               for t in slow_lv[:2]] + slow_lv[2:]                                       # fp, fg channels-last
 
-    def core(fn):
+    def core(fn, lv):
         out = fn(*lv[:2], xy_g, xy_p, valid, garment, *lv[2:])
         return out["warped"].detach(), torch.autograd.grad(out["warped"].square().sum() + out["att"].sum(), lv)
 
-    def patches(fn):
+    def patches(fn, lv):
         coords, member = fn(*lv[:2], xy_g, xy_p, cp, lv[2])
         return coords.detach(), torch.autograd.grad(coords.sum() + member.sum(), lv[:3])
 
-    def timed(fn, arg, r):  # CPU time of this process (one thread): robust to other load on a shared machine
-        fn(arg)  # warm-up
-        t0 = time.process_time()
+    def timed(fn, arg, lv, r):  # CPU time of this process (one thread): robust to other load on a shared machine
+        fn(arg, lv)  # warm-up
+        best = float("inf")
         for _ in range(r):
-            res = fn(arg)
-        return (time.process_time() - t0) / r, res
+            t0 = time.process_time()
+            res = fn(arg, lv)
+            best = min(best, time.process_time() - t0)
+        return best, res
 
     try:
         for name, fn, fast_fn, slow_fn in (("patches", patches, lf.window_coords, lambda *a: _patches_loop(lf, *a)),
                                            ("core", core, lf.core, lf.core_loop)):
-            t_fast, (fast, g_fast) = timed(fn, fast_fn, reps)
-            line = (f"local flow [{impl}, {name:7s}] fwd+bwd, batch {n} x {k} patches at {h}x{w}: batched "
-                    f"{1e3 * t_fast:8.1f} ms")
+            t_fast, (fast, g_fast) = timed(fn, fast_fn, fast_lv, reps)
+            line = (f"local flow [{impl}, {name:7s}] fwd+bwd, batch {n} x {k} patches at {h}x{w}{tag}: batched "
+                    f"{1e3 * t_fast:7.1f} ms")
             if name == "core":
                 assert float((fast != 1).float().mean()) > 0.1, "degenerate benchmark: W_l is blank"
             if loop:
-                t_slow, (slow, g_slow) = timed(fn, slow_fn, 1)
+                t_slow, (slow, g_slow) = timed(fn, slow_fn, slow_lv, 2)
                 err = max(float((x - y).abs().max() / y.abs().max().clamp(min=1e-12))
                           for x, y in zip((fast,) + g_fast, (slow,) + g_slow))
-                line += (f", per-landmark loop {1e3 * t_slow:8.1f} ms, ratio {t_slow / t_fast:5.1f}x (target >= 5x), "
+                line += (f", per-landmark loop {1e3 * t_slow:7.1f} ms, ratio {t_slow / t_fast:5.1f}x (target >= 5x), "
                          f"max rel |diff| outputs+grads {err:.1e}")
             print(line, flush=True)
     finally:
         torch.set_num_threads(threads)
 
 
+def reuse_freed_memory() -> None:
+    """Keep freed memory in this process (glibc ``mallopt``: no ``mmap`` per large buffer, no trimming), as the
+    allocators PyTorch's CPU tuning guide recommends (jemalloc, tcmalloc) do; a no-op off glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+
+
+def local_flow_all(reuse: bool) -> None:
+    """The crop comparison at the three sizes (and softbox with glibc's default allocator) in this process."""
+    if reuse:
+        reuse_freed_memory()
+    tag = ", malloc reuse" if reuse else ", malloc default"
+    for hw in ((64, 48), (128, 96), (256, 192)):
+        local_flow_speed(*hw, impl="crop", tag=tag)
+    if not reuse:
+        local_flow_speed(64, 48, impl="softbox", tag=tag)
+        # its autograd graph holds 4M floats per patch
+        local_flow_speed(256, 192, impl="softbox", n=1, loop=False, reps=1, tag=tag)
+
+
 def main() -> None:
     quick = os.environ.get("VTONDATA_PERF_QUICK") == "1"
-    for hw in ((64, 48), (128, 96), (256, 192)):
-        local_flow_speed(*hw, impl="crop")
-    local_flow_speed(64, 48, impl="softbox")
-    local_flow_speed(256, 192, impl="softbox", n=1, loop=False, reps=1)  # its autograd graph holds 4M floats per patch
+    # each allocator setting in a fresh process: glibc's default returns every freed buffer over its mmap
+    # threshold (<= 32 MB) to the kernel, so the 25-50 MB full-resolution buffers both versions allocate per
+    # step page-fault anew each time; with reuse both versions keep their memory
+    for reuse in (False, True):
+        subprocess.run([sys.executable, "-c", f"from bench.perf.perf_salvton import local_flow_all; "
+                        f"local_flow_all({reuse})"], check=True)
     stage_times(2 if quick else 8, torch.device("cpu"))
     if torch.cuda.is_available():
         stage_times(8, torch.device("cuda"))

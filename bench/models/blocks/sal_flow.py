@@ -22,9 +22,11 @@ resizing. :func:`compose` chains a residual: ``warp(warp(x, f), d) == warp(x, co
 
   - ``"crop"`` (default, DECIDED): each patch, at its (deformable) size, is resampled to a fixed
     ``patch_res x round(patch_res W / H)`` grid of cells (ROI-align style, all N x K patches in one
-    ``grid_sample``; the sizes move the sampling positions, so Eqs. 2-3 get gradient through them), one batched
-    fused-attention call correlates them, and the per-cell garment positions are resampled (one
-    ``grid_sample``) onto the person window's pixels;
+    ``grid_sample`` on the channels-last correlation features; the sizes move the sampling positions, so
+    Eqs. 2-3 get gradient through them), one batched fused-attention call correlates them, and the per-cell
+    garment positions are resampled (bilinear, border) onto the person window's pixels: the window is a
+    separable grid, so this is two small matmuls with ``grid_sample``'s 1-D weights (``_interp_rows``), or one
+    ``grid_sample`` per patch in the per-landmark loops (fewer ops per call; equal to rounding);
   - ``"softbox"`` (ModelScope's code): full-resolution ``odd(I_h) x odd(I_w)`` windows (51 x 39 at 256x192)
     weighted by soft boxes ``sigmoid(slope (size/2 - |d|))`` (hard for fixed), the garment box as a log prior;
     every window pixel against every window pixel (4M entries per patch at 256x192, in memory-bounded
@@ -35,8 +37,14 @@ resizing. :func:`compose` chains a residual: ``warp(warp(x, f), d) == warp(x, co
   (:meth:`LocalFlow.blend`): ``W_l(x) = sum_k a_k(x) G(f_l^k(x))``, ``a_k`` the softmax of
   ``m_l^k(x) + log(member_k(x) + 1e-6)`` over the patches whose window covers x (membership > 1e-3), white
   (1) where none does; computed on the windows with flat-index gathers / scatters. The local attention output
-  ``m_l`` (``N x K x H x W``) holds those ``a_k``. :meth:`LocalFlow.core_loop` is the same math one patch per
-  Python iteration (reference for tests and ``bench/perf/perf_salvton.py``).
+  ``m_l`` holds those ``a_k`` at half resolution, ``N x K x ceil(H/2) x ceil(W/2)``: the 2 x 2 means, i.e.
+  exactly ``F.interpolate(a, scale 1/2, bilinear)`` of the full-resolution weights for even H, W (ASSUMED: the
+  paper's ``m_l in R^{h x w x 32}`` at feature resolution; :class:`GlobalFlow` only reads it resized to its
+  levels, the finest of which is 1/2, so that level sees the same values and the coarser ones a box-filtered
+  rather than point-sampled downsizing; the dense full-resolution map is never built).
+  :meth:`LocalFlow.core_loop` is the same math one patch per Python iteration (reference for tests and
+  ``bench/perf/perf_salvton.py``). At 256x192 both are bound by full-resolution buffers no batching removes:
+  the gradients of the N x 16 x H x W features and of the N x K x H x W attention logits.
 * :func:`fuse` (Eq. 5): ``W_f = (1 - sigmoid(m_g)) * W_l + sigmoid(m_g) * W_g``.
 * :func:`charbonnier_smoothness` (Eq. 8): generalised Charbonnier ``((d2 f)^2 + eps^2)^q`` (q = 0.45, PF-AFN) of
   the second differences of a flow in four directions.
@@ -112,7 +120,8 @@ class GlobalFlow(nn.Module):
 
     def forward(self, p_feats: list[torch.Tensor], g_feats: list[torch.Tensor], size,
                 local_att: Optional[torch.Tensor] = None) -> dict:
-        """``p_feats`` / ``g_feats``: pyramid maps finest first; ``local_att`` N x K x H x W (or None)."""
+        """``p_feats`` / ``g_feats``: pyramid maps finest first; ``local_att`` N x K x h x w (any size, resized to
+        each level; or None)."""
         flow, att, flows = None, None, []
         n_lv = len(p_feats)
         for li, i in enumerate(range(n_lv - 1, -1, -1)):  # coarse -> fine
@@ -172,6 +181,27 @@ def _cells(rows: int, cols: int, unit: bool) -> torch.Tensor:
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
 
 
+class _DenseGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient: ``bmm``'s backward falls back to one copy per
+    matrix for broadcast (stride-0) or transposed gradients."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.contiguous()
+
+
+def _interp_rows(g: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resampling weights ``... x m x size`` of normalised positions ``g`` (``... x m``, align_corners
+    False) on a ``size``-cell axis with border padding: ``grid_sample``'s 1-D weights as a matrix, so a separable
+    grid is resampled by two small matmuls."""
+    u = (((g + 1) * size - 1) / 2).clamp(0, size - 1)
+    return (1 - (u[..., None] - torch.arange(size, device=g.device, dtype=g.dtype)).abs()).clamp(min=0)
+
+
 IMPLS = ("crop", "softbox")
 
 
@@ -183,7 +213,7 @@ class LocalFlow(nn.Module):
       N x K patches (the deformable sizes move the sampling positions, so the size head gets gradient through
       them); correlation ``(NK, P, C) x (NK, C, P)`` in one batched matmul, softmax over garment cells, garment
       positions averaged per person cell; the ``NK x 2 x patch_h x patch_w`` position maps are resampled onto
-      each person window with one ``grid_sample``. 12 x 9 cells at 256x192 (4.3 px, the 1/4 pyramid level's
+      the person windows (two batched matmuls over the separable window grid). 12 x 9 cells at 256x192 (4.3 px, the 1/4 pyramid level's
       spacing): 108^2 correlation entries per patch instead of 1989^2.
     * ``"softbox"``: the ModelScope formulation; full-resolution ``win_h x win_w`` windows weighted by soft
       boxes, correlation of every window pixel with every window pixel (4M entries per patch at 256x192).
@@ -221,6 +251,8 @@ class LocalFlow(nn.Module):
         self.log_tau = nn.Parameter(torch.tensor(math.log(4.0 / math.sqrt(corr_ch))))
         self.register_buffer("offsets", _cells(self.win_h, self.win_w, False), persistent=False)
         self.register_buffer("unit", _cells(self.patch_h, self.patch_w, True), persistent=False)
+        self.register_buffer("off_x", torch.arange(self.win_w).float() - (self.win_w - 1) / 2, persistent=False)
+        self.register_buffer("off_y", torch.arange(self.win_h).float() - (self.win_h - 1) / 2, persistent=False)
 
     # ------------------------------------------------------------------ pieces
     def patch_sizes(self, pg: torch.Tensor) -> Optional[torch.Tensor]:
@@ -240,6 +272,16 @@ class LocalFlow(nn.Module):
         m = torch.sigmoid(self.slope * (wh[..., None, :] / 2 - d))
         return m[..., 0] * m[..., 1]
 
+    def box_axes(self, dx: torch.Tensor, dy: torch.Tensor, wh: Optional[torch.Tensor]) -> torch.Tensor:
+        """:meth:`box_at` on the separable window grid: ``dx`` ``... x win_w`` / ``dy`` ``... x win_h`` pixel
+        offsets from the patch centre, sizes ``wh`` ``... x 2`` (None: hard); returns ``... x win_h x win_w``."""
+        dx, dy = dx.abs(), dy.abs()
+        if wh is None:
+            return ((dy <= self.init_h / 2)[..., :, None] & (dx <= self.init_w / 2)[..., None, :]).to(dx.dtype)
+        mx = torch.sigmoid(self.slope * (wh[..., 0:1] / 2 - dx))
+        my = torch.sigmoid(self.slope * (wh[..., 1:2] / 2 - dy))
+        return my[..., :, None] * mx[..., None, :]
+
     def box(self, sizes: Optional[torch.Tensor], which: int, n: int, k: Optional[int] = None) -> torch.Tensor:
         """Patch box weights over the window ``N x K x P`` (soft for deformable, hard for fixed)."""
         k = k or (self.k if sizes is None else sizes.shape[1])
@@ -249,12 +291,12 @@ class LocalFlow(nn.Module):
     @staticmethod
     def crop(feat: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """``feat`` (N x C x h x w) bilinearly sampled at pixel positions ``pos`` (N x K x P x 2), zeros outside:
-        ``N x K x P x C`` (one ``grid_sample`` for all patches)."""
-        n, c, h, w = feat.shape
-        kk, p = pos.shape[1], pos.shape[2]
-        grid = pixel_to_norm(pos, h, w).reshape(n, kk * p, 1, 2)
-        out = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return out.view(n, c, kk, p).permute(0, 2, 3, 1)
+        ``N x K x P x C`` (one ``grid_sample`` for all patches, the ``K x P`` positions as its output rows and
+        columns so the CPU kernel vectorises over P; channels-last ``feat`` keeps each tap one cache line)."""
+        h, w = feat.shape[-2:]
+        out = F.grid_sample(feat, pixel_to_norm(pos, h, w), mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+        return out.permute(0, 2, 3, 1)
 
     def features(self, p_feats, g_feats):
         size = (self.h, self.w)
@@ -265,12 +307,17 @@ class LocalFlow(nn.Module):
             pg = pg + F.interpolate(self.c0[i](torch.cat([p, g], 1)), size=half, mode="bilinear", align_corners=False)
             fp = fp + F.interpolate(self.red_p[i](p), size=size, mode="bilinear", align_corners=False)
             fg = fg + F.interpolate(self.red_g[i](g), size=size, mode="bilinear", align_corners=False)
-        return pg, self.mix_p(fp), self.mix_g(fg)
+        cl = torch.channels_last  # the patch crops sample 16-channel pixels: one cache line each when channels-last
+        return pg, self.mix_p(fp.contiguous(memory_format=cl)), self.mix_g(fg.contiguous(memory_format=cl))
 
-    def window_coords(self, fp, fg, xy_g, xy_p, cp, sizes):
+    def window_coords(self, fp, fg, xy_g, xy_p, cp, sizes, separable: bool = True):
         """Garment pixel positions ``N x K x P x 2`` for every person-window pixel (``P = win_h win_w``, window
         centred on the integer pixel ``cp``) and the person-patch membership ``N x K x P`` of those pixels.
-        ``fp`` / ``fg`` N x C x H x W correlation features; ``xy_*`` N x K x 2 pixels; ``sizes`` N x K x 4 / None."""
+        ``fp`` / ``fg`` N x C x H x W correlation features (channels-last is fastest); ``xy_*`` N x K x 2 pixels;
+        ``sizes`` N x K x 4 / None. ``"crop"`` resamples the cell positions onto the window (bilinear, border)
+        as two small matmuls over the separable window grid (``separable``, cheapest for many patches) or with
+        one ``grid_sample`` over the window's pixels (fewer ops: what the per-landmark loops use); the two agree
+        to rounding."""
         tau = self.log_tau.exp()
         if self.impl == "softbox":
             n, k = xy_g.shape[:2]
@@ -291,12 +338,27 @@ class LocalFlow(nn.Module):
         # softmax_garment(q k^T) @ positions (N x K x Pc x 2); the fused attention kernel (flash on CPU too)
         # never stores the Pc x Pc matrix and wants values as wide as the keys, hence the zero padding
         vals = F.pad(pos_g, (0, max(0, q.shape[-1] - 2)))
-        cells = F.scaled_dot_product_attention((q * tau).contiguous(), kg.contiguous(), vals, scale=1.0)[..., :2]
-        d = cp[:, :, None, :] + self.offsets - xy_p[:, :, None, :]             # window pixel - patch centre
-        maps = cells.reshape(n * k, self.patch_h, self.patch_w, 2).permute(0, 3, 1, 2)
-        grid = (2 * d / s[:, :, None, 2:4]).reshape(n * k, -1, 1, 2)          # patch-normalised positions
-        coords = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return coords.view(n, k, 2, -1).transpose(2, 3), self.box_at(d, None if sizes is None else sizes[..., 2:4])
+        cells = F.scaled_dot_product_attention(q.contiguous() * tau, kg.contiguous(), vals, scale=1.0)[..., :2]
+        if not separable:
+            d = cp[:, :, None, :] + self.offsets - xy_p[:, :, None, :]         # window pixel - patch centre
+            maps = cells.reshape(n * k, self.patch_h, self.patch_w, 2).permute(0, 3, 1, 2)
+            grid = (2 * d / s[:, :, None, 2:4]).view(n * k, self.win_h, self.win_w, 2)  # patch-normalised
+            coords = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            return (coords.view(n, k, 2, -1).transpose(2, 3),
+                    self.box_at(d, None if sizes is None else sizes[..., 2:4]))
+        # window pixel - patch centre per axis (the window is a separable grid), in patch-normalised units
+        dx = cp[..., 0:1] + self.off_x - xy_p[..., 0:1]                       # N x K x win_w
+        dy = cp[..., 1:2] + self.off_y - xy_p[..., 1:2]                       # N x K x win_h
+        ry = _interp_rows(2 * dy / s[..., 3:4], self.patch_h)                 # N x K x win_h x patch_h
+        rx = _interp_rows(2 * dx / s[..., 2:3], self.patch_w)                 # N x K x win_w x patch_w
+        maps = cells.reshape(n * k, self.patch_h, self.patch_w, 2).permute(0, 3, 1, 2).reshape(-1, self.patch_h,
+                                                                                             self.patch_w)
+        ry = ry.view(n * k, 1, *ry.shape[-2:]).expand(-1, 2, -1, -1).reshape(maps.shape[0], -1, self.patch_h)
+        rx = rx.view(n * k, 1, *rx.shape[-2:]).expand(-1, 2, -1, -1).reshape(maps.shape[0], -1, self.patch_w)
+        coords = _DenseGrad.apply(torch.bmm(torch.bmm(ry, maps), rx.transpose(1, 2)))
+        coords = coords.view(n, k, 2, dy.shape[-1], dx.shape[-1])
+        member = self.box_axes(dx, dy, None if sizes is None else sizes[..., 2:4])
+        return coords.flatten(3).transpose(2, 3), member.view(n, k, -1)
 
     def blend(self, garment, coords, mp, cp, valid, logit_l) -> dict:
         """Eq. 4 on the windows: ``W_l(x) = sum_k a_k(x) G(coords_k(x))`` with ``a_k`` the softmax of
@@ -306,27 +368,30 @@ class LocalFlow(nn.Module):
         flat pixel indices (one call each); window pixels outside the image go to a dropped dummy slot."""
         n, _, h, w = garment.shape
         k, hw = coords.shape[1], h * w
-        pos_p = cp[:, :, None, :] + self.offsets                                 # N x K x P x 2
-        inb = (pos_p[..., 0] >= 0) & (pos_p[..., 0] <= w - 1) & (pos_p[..., 1] >= 0) & (pos_p[..., 1] <= h - 1)
-        use = inb & valid[:, :, None]
-        idx = torch.where(inb, pos_p[..., 1] * w + pos_p[..., 0], torch.full_like(pos_p[..., 0], hw)).long()
-        member = mp * use
+        px, py = cp[..., 0:1] + self.off_x, cp[..., 1:2] + self.off_y            # N x K x win_w / win_h
+        inb = ((py >= 0) & (py <= h - 1))[..., :, None] & ((px >= 0) & (px <= w - 1))[..., None, :]
+        idx = torch.where(inb, py[..., :, None] * w + px[..., None, :], hw).long().view(n, k, -1)
+        safe = idx.clamp(max=hw - 1)                                             # off-image pixels: weight 0
+        member = mp * (inb.view(n, k, -1) & valid[:, :, None])
         keep = member > 1e-3
-        z = torch.gather(logit_l.reshape(n, k, hw), 2, idx.clamp(max=hw - 1)) + torch.log(member + 1e-6)
+        z = torch.gather(logit_l.reshape(n, k, hw), 2, safe) + torch.log(member + 1e-6)
         flat = idx.view(n, -1)
-        zero = garment.new_zeros(n, hw + 1)
-        mx = torch.full_like(zero, -1e30).scatter_reduce(1, flat, torch.where(keep, z, -1e30).detach().view(n, -1),
-                                                          "amax")
+        mx = garment.new_full((n, hw + 1), -1e30).scatter_reduce_(1, flat, torch.where(keep, z, -1e30).detach()
+                                                                   .view(n, -1), "amax")
         e = torch.exp(torch.where(keep, z - torch.gather(mx, 1, flat).view_as(z), 0)) * keep
-        den = zero.scatter_add(1, flat, e.view(n, -1))
+        den = garment.new_zeros(n, hw + 1).scatter_add_(1, flat, e.view(n, -1))
         wts = e / torch.gather(den, 1, flat).view_as(e).clamp(min=1e-30)       # N x K x P
-        vals = F.grid_sample(garment, pixel_to_norm(coords, h, w).reshape(n, -1, 1, 2), mode="bilinear",
-                             padding_mode="border", align_corners=False).view(n, 3, -1)
-        out = garment.new_zeros(n, 3, hw + 1).scatter_add(2, flat[:, None].expand(-1, 3, -1), vals * wts.view(n, 1, -1))
-        covered = zero.scatter_reduce(1, flat, member.view(n, -1), "amax")[:, :hw].clamp(max=1).view(n, 1, h, w)
+        vals = F.grid_sample(garment, pixel_to_norm(coords, h, w), mode="bilinear", padding_mode="border",
+                             align_corners=False).view(n, 3, -1)                # N x 3 x (K P)
+        out = garment.new_zeros(n, 3, hw + 1).scatter_add_(2, flat[:, None].expand(-1, 3, -1),
+                                                             vals * wts.view(n, 1, -1))
+        covered = garment.new_zeros(n, hw + 1).scatter_reduce_(1, flat, member.view(n, -1), "amax")
+        covered = covered[:, :hw].clamp(max=1).view(n, 1, h, w)
         warped = out[..., :hw].view(n, 3, h, w) * covered + (1 - covered)
-        att = garment.new_zeros(n, k, hw).scatter_add_(2, idx.clamp(max=hw - 1), wts)  # wts = 0 off the image
-        return {"warped": warped, "covered": covered, "att": att.view(n, k, h, w), "coords": coords, "weights": wts,
+        ah, aw = (h + 1) // 2, (w + 1) // 2                                    # m_l: 2 x 2 means of the weights
+        cell = torch.where(inb, (py // 2)[..., :, None] * aw + (px // 2)[..., None, :], 0).long().view(n, k, -1)
+        att = garment.new_zeros(n, k, ah * aw).scatter_add_(2, cell, wts * 0.25)
+        return {"warped": warped, "covered": covered, "att": att.view(n, k, ah, aw), "coords": coords, "weights": wts,
                 "centres": cp, "index": idx, "keep": keep}
 
     @torch.no_grad()
@@ -353,6 +418,7 @@ class LocalFlow(nn.Module):
         ``warped``, ``covered``, ``att``. Used by the perf benchmark and the equality test."""
         n, _, h, w = garment.shape
         k, wh, ww = xy_g.shape[1], self.win_h, self.win_w
+        ah, aw = (h + 1) // 2, (w + 1) // 2
         cp = torch.round(xy_p.detach())
         fps, fgs, gs, logs = fp.unbind(0), fg.unbind(0), garment.unbind(0), logit_l.unbind(0)
         warped, covered, att = [], [], []
@@ -367,7 +433,7 @@ class LocalFlow(nn.Module):
                     continue
                 sz = None if sizes is None else sizes[a:a + 1, j:j + 1]
                 coords, mp = self.window_coords(fps[a][None], fgs[a][None], xy_g[a:a + 1, j:j + 1],
-                                                xy_p[a:a + 1, j:j + 1], cp[a:a + 1, j:j + 1], sz)
+                                                xy_p[a:a + 1, j:j + 1], cp[a:a + 1, j:j + 1], sz, separable=False)
                 win = (slice(None), slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
                 v = F.grid_sample(gs[a][None], pixel_to_norm(coords, h, w).view(1, wh, ww, 2), mode="bilinear",
                                   padding_mode="border", align_corners=False)[0][win]
@@ -381,11 +447,16 @@ class LocalFlow(nn.Module):
             for j, (ys, xs, v, z, keep) in parts.items():
                 es[j] = torch.exp(torch.where(keep, z - mx[ys, xs], 0)) * keep
                 den[ys, xs] += es[j]
-            maps = [garment.new_zeros(h, w)] * k
+            maps = [garment.new_zeros(ah, aw)] * k
             for j, (ys, xs, v, z, keep) in parts.items():
                 wt = es[j] / den[ys, xs].clamp(min=1e-30)
                 out[:, ys, xs] += v * wt
-                maps[j] = F.pad(wt, (xs.start, w - xs.stop, ys.start, h - ys.stop))
+                # the window's 2 x 2 means (zero-padded to even rows / columns) pasted into the half-size map
+                top, left = ys.start % 2, xs.start % 2
+                pad = (left, (left + wt.shape[1]) % 2, top, (top + wt.shape[0]) % 2)
+                q = F.avg_pool2d(F.pad(wt, pad)[None], 2)[0]
+                y2, x2 = ys.start // 2, xs.start // 2
+                maps[j] = F.pad(q, (x2, aw - x2 - q.shape[1], y2, ah - y2 - q.shape[0]))
             c = cov.clamp(max=1)
             warped.append(out * c + (1 - c))
             covered.append(c[None])
@@ -397,7 +468,7 @@ class LocalFlow(nn.Module):
                 garment: torch.Tensor) -> dict:
         """``xy_g`` / ``xy_p``: N x K x 2 landmark pixels at the image size; ``valid``: N x K bool (pair used);
         ``garment`` N x 3 x H x W. Returns ``warped`` (W_l), ``covered`` (N x 1 x H x W), ``att`` (masked local
-        attention probabilities N x K x H x W), ``flow`` (N x 2K x H x W, -2 outside windows), ``sizes``."""
+        attention probabilities, 2 x 2 means: N x K x ceil(H/2) x ceil(W/2)), ``flow`` (N x 2K x H x W, -2 outside windows), ``sizes``."""
         h, w = self.h, self.w
         pg, fp, fg = self.features(p_feats, g_feats)
         sizes = self.patch_sizes(pg)

@@ -5,7 +5,7 @@
 landmark pixels ``N x K x 2`` and ``valid`` ``N x K`` (pairs the local flow uses) returns
 
 * ``flow`` ``N x 2 x H x W`` (global, normalised offsets), ``flows`` (per level, coarse first), ``W_g``;
-* with ``local_flow=True``: ``W_l``, ``covered``, ``local_att`` (N x K x H x W), ``local_flow`` (N x 2K x H x W),
+* with ``local_flow=True``: ``W_l``, ``covered``, ``local_att`` (N x K x H/2 x W/2), ``local_flow`` (N x 2K x H x W),
   ``sizes`` (N x K x 4 or None for fixed patches), ``att`` (global attention logit), ``W_f`` (Eq. 5);
   ``local_impl`` "crop" (patches resampled to ``patch_res`` rows) or "softbox" (full-resolution soft-box windows),
   see :class:`~bench.models.blocks.sal_flow.LocalFlow`;

@@ -127,14 +127,17 @@ def test_local_flow_core_batched_equals_per_landmark_loop_with_gradients(patch, 
     lf = LocalFlow((H, W), K, 16, 3, 8, c, patch=patch, impl=impl, chunk=7)
     xy_g, xy_p, valid = _landmarks()
     valid[1, 3:9] = False
-    leaves = [torch.randn(n, c, H, W), torch.randn(n, c, H, W), torch.randn(n, K, H, W)]
+    # correlation features and attention logits at the finest pyramid level (1/2), as LocalFlow.forward makes them
+    leaves = [torch.randn(n, c, H // 2, W // 2), torch.randn(n, c, H // 2, W // 2), torch.randn(n, K, H // 2, W // 2)]
     if patch == "deformable":
         leaves.append(torch.rand(n, K, 4) * torch.tensor([W / 5, H / 5, W / 5, H / 5]) + 1)
     for t in leaves:
         t.requires_grad_(True)
     fp, fg, logit = leaves[:3]
     sizes = leaves[3] if patch == "deformable" else None
-    garment = torch.rand(n, 3, H, W) * 2 - 1
+    # a smooth garment: on per-pixel noise the sampling gradient jumps at every pixel edge, and the two versions'
+    # last-bit differences in positions would flip a few gradient entries
+    garment = F.interpolate(torch.rand(n, 3, H // 8, W // 8) * 2 - 1, size=(H, W), mode="bicubic", align_corners=False)
     fast = lf.core(fp, fg, xy_g, xy_p, valid, garment, sizes, logit)
     slow = lf.core_loop(fp, fg, xy_g, xy_p, valid, garment, sizes, logit)
     for key in ("warped", "covered", "att"):
@@ -148,6 +151,35 @@ def test_local_flow_core_batched_equals_per_landmark_loop_with_gradients(patch, 
     gs = torch.autograd.grad(slow["warped"].square().sum() + slow["att"].sum(), leaves)
     for a, b in zip(gf, gs):
         assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_local_flow_reads_half_resolution_features_and_logits_upsampled_at_the_windows():
+    """Correlation features and the m_l logits live at the finest pyramid level (1/2); the blend reads the logits
+    exactly as F.interpolate would upsample them to the image, at each window's pixels (border clamped), and the
+    logits and features really drive the output."""
+    torch.manual_seed(0)
+    p, g = _pyramids()
+    lf = LocalFlow((H, W), K, 16, 3, 8, 8)
+    pg, fp, fg = lf.features(p, g)
+    assert pg.shape[-2:] == fp.shape[-2:] == fg.shape[-2:] == (H // 2, W // 2)
+    assert lf.att(pg).shape == (2, K, H // 2, W // 2)
+    xy_g, xy_p, valid = _landmarks()
+    xy_p[0, 0] = torch.tensor([0.0, 0.0])                      # a window hanging over the top-left corner
+    cp = torch.round(xy_p)
+    logits = torch.randn(2, K, H // 2, W // 2)
+    got = lf.window_logits(logits, cp)
+    up = F.pad(F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False),
+               (lf.win_w, lf.win_w, lf.win_h, lf.win_h), mode="replicate")  # border clamping off the image
+    for a, j in ((0, 0), (1, 7), (0, K - 1)):
+        y0 = int(cp[a, j, 1]) - (lf.win_h - 1) // 2 + lf.win_h
+        x0 = int(cp[a, j, 0]) - (lf.win_w - 1) // 2 + lf.win_w
+        assert torch.allclose(got[a, j], up[a, j, y0:y0 + lf.win_h, x0:x0 + lf.win_w], atol=1e-5)
+    garment = torch.rand(2, 3, H, W) * 2 - 1
+    out = lf(p, g, xy_g, xy_p, valid, garment)
+    with torch.no_grad():
+        lf.att[-1].bias[3] += 5.0                               # landmark 3's logits up everywhere
+    out2 = lf(p, g, xy_g, xy_p, valid, garment)
+    assert (out2["att"][:, 3] - out["att"][:, 3]).sum() > 0 and not torch.allclose(out["warped"], out2["warped"])
 
 
 @pytest.mark.parametrize("patch", ["deformable", "fixed"])

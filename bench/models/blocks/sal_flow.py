@@ -12,10 +12,11 @@ resizing. :func:`compose` chains a residual: ``warp(warp(x, f), d) == warp(x, co
   Returns the full-resolution flow ``N x 2 x H x W``, every level's flow (coarse first, for Eq. 8) and the
   attention logit ``m_g`` ``N x 1 x H x W``.
 * :class:`LocalFlow` (Fig. 5, Eqs. 1-4): ``pg = C_0([p_i, g_i])`` on the finest ``levels`` pyramid levels
-  (summed at 1/2 resolution); patch sizes ``(g_w, g_h, p_w, p_h) = sigmoid(C_1(pg)) * (I_w, I_h, I_w, I_h)``
+  (summed at 1/2 resolution, the finest level's); patch sizes ``(g_w, g_h, p_w, p_h) = sigmoid(C_1(pg)) * (I_w, I_h, I_w, I_h)``
   with ``I = image / init_frac`` (Eqs. 2-3; ``patch="fixed"`` drops ``C_1`` and uses ``I_w x I_h`` hard boxes).
   Per landmark pair k the person patch around ``L_p^k`` and the garment patch around ``L_g^k`` are cropped from
-  full-resolution correlation features, correlated by matrix product (softmax over garment positions) and the
+  correlation features at 1/2 resolution (DECIDED: ModelScope upsamples them to the image first, which adds no
+  information to bilinear crops; the crops take image-pixel positions at any feature resolution), correlated by matrix product (softmax over garment positions) and the
   local flow of a person position is the correlation-weighted mean of the garment positions (paper: "search
   for the correlative position coordinates on the garment"; DECIDED: positions, not a learnt value map).
   ``impl`` (config ``warp.local_impl``) picks the crop:
@@ -36,15 +37,18 @@ resizing. :func:`compose` chains a residual: ``warp(warp(x, f), d) == warp(x, co
   on the rounded ``L_p^k`` and the pixel's membership of the person patch (soft box, hard for fixed). Eq. 4
   (:meth:`LocalFlow.blend`): ``W_l(x) = sum_k a_k(x) G(f_l^k(x))``, ``a_k`` the softmax of
   ``m_l^k(x) + log(member_k(x) + 1e-6)`` over the patches whose window covers x (membership > 1e-3), white
-  (1) where none does; computed on the windows with flat-index gathers / scatters. The local attention output
+  (1) where none does; computed on the windows with flat-index gathers / scatters. The logits ``m_l^k`` are
+  predicted at 1/2 resolution from ``pg`` and upsampled bilinearly only where a window reads them
+  (:meth:`LocalFlow.window_logits`; DECIDED: ModelScope predicts them from ``pg`` upsampled to the image, a 3x3
+  conv at 4x the pixels). The local attention output
   ``m_l`` holds those ``a_k`` at half resolution, ``N x K x ceil(H/2) x ceil(W/2)``: the 2 x 2 means, i.e.
   exactly ``F.interpolate(a, scale 1/2, bilinear)`` of the full-resolution weights for even H, W (ASSUMED: the
   paper's ``m_l in R^{h x w x 32}`` at feature resolution; :class:`GlobalFlow` only reads it resized to its
   levels, the finest of which is 1/2, so that level sees the same values and the coarser ones a box-filtered
   rather than point-sampled downsizing; the dense full-resolution map is never built).
   :meth:`LocalFlow.core_loop` is the same math one patch per Python iteration (reference for tests and
-  ``bench/perf/perf_salvton.py``). At 256x192 both are bound by full-resolution buffers no batching removes:
-  the gradients of the N x 16 x H x W features and of the N x K x H x W attention logits.
+  ``bench/perf/perf_salvton.py``). The softmax over overlapping windows and the weighted paste are autograd
+  Functions with closed-form backwards (:class:`_WindowSoftmax`, :class:`_Paste`).
 * :func:`fuse` (Eq. 5): ``W_f = (1 - sigmoid(m_g)) * W_l + sigmoid(m_g) * W_g``.
 * :func:`charbonnier_smoothness` (Eq. 8): generalised Charbonnier ``((d2 f)^2 + eps^2)^q`` (q = 0.45, PF-AFN) of
   the second differences of a flow in four directions.
@@ -194,6 +198,52 @@ class _DenseGrad(torch.autograd.Function):
         return g.contiguous()
 
 
+class _WindowSoftmax(torch.autograd.Function):
+    """Eq. 4's weights: softmax of ``z`` (``N x K x P``) over the window entries that land on the same pixel
+    (flat pixel index ``flat``, ``N x KP``; ``hw1`` slots), restricted to ``keep``; 0 elsewhere. One fused
+    forward (in place, max-shifted) and the closed-form backward ``w (g - sum_pixel w g)`` instead of an
+    autograd graph of a dozen window-sized temporaries."""
+
+    @staticmethod
+    def forward(ctx, z, keep, flat, hw1):
+        n = z.shape[0]
+        e = torch.where(keep, z.detach(), -1e30)
+        mx = e.new_full((n, hw1), -1e30).scatter_reduce_(1, flat, e.view(n, -1), "amax")
+        e.sub_(torch.gather(mx, 1, flat).view_as(e)).exp_().mul_(keep)     # entries nobody keeps: exp(0) * 0
+        den = e.new_zeros(n, hw1).scatter_add_(1, flat, e.view(n, -1))
+        e.div_(torch.gather(den, 1, flat).view_as(e).clamp_(min=1e-30))
+        ctx.save_for_backward(e, flat)
+        ctx.hw1 = hw1
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        w, flat = ctx.saved_tensors
+        n = w.shape[0]
+        gw = g * w
+        tot = gw.new_zeros(n, ctx.hw1).scatter_add_(1, flat, gw.view(n, -1))
+        return gw.sub_(torch.gather(tot, 1, flat).view_as(w).mul_(w)), None, None, None
+
+
+class _Paste(torch.autograd.Function):
+    """``out[:, c, flat] += vals[:, c] * wts`` (``vals`` N x C x KP, ``wts`` N x KP) into ``N x C x hw1``: Eq. 4's
+    weighted sum without keeping ``vals * wts`` for autograd."""
+
+    @staticmethod
+    def forward(ctx, vals, wts, flat, hw1):
+        n, c = vals.shape[:2]
+        ctx.save_for_backward(vals, wts, flat)
+        return vals.new_zeros(n, c, hw1).scatter_add_(2, flat[:, None].expand(-1, c, -1), vals * wts[:, None])
+
+    @staticmethod
+    def backward(ctx, g):
+        vals, wts, flat = ctx.saved_tensors
+        gg = torch.gather(g, 2, flat[:, None].expand(-1, vals.shape[1], -1))
+        gv = gg * wts[:, None] if ctx.needs_input_grad[0] else None
+        gw = gg.mul_(vals).sum(1) if ctx.needs_input_grad[1] else None
+        return gv, gw, None, None
+
+
 def _interp_rows(g: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resampling weights ``... x m x size`` of normalised positions ``g`` (``... x m``, align_corners
     False) on a ``size``-cell axis with border padding: ``grid_sample``'s 1-D weights as a matrix, so a separable
@@ -288,25 +338,42 @@ class LocalFlow(nn.Module):
         return self.box_at(self.offsets.expand(n, k, -1, -1),
                            None if sizes is None else sizes[..., 2 * which:2 * which + 2])
 
-    @staticmethod
-    def crop(feat: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """``feat`` (N x C x h x w) bilinearly sampled at pixel positions ``pos`` (N x K x P x 2), zeros outside:
-        ``N x K x P x C`` (one ``grid_sample`` for all patches, the ``K x P`` positions as its output rows and
-        columns so the CPU kernel vectorises over P; channels-last ``feat`` keeps each tap one cache line)."""
-        h, w = feat.shape[-2:]
-        out = F.grid_sample(feat, pixel_to_norm(pos, h, w), mode="bilinear", padding_mode="zeros",
+    def crop(self, feat: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """``feat`` (N x C x h x w, any resolution covering the image) bilinearly sampled at image-pixel
+        positions ``pos`` (N x K x P x 2), zeros outside: ``N x K x P x C`` (one ``grid_sample`` for all patches,
+        the ``K x P`` positions as its output rows and columns so the CPU kernel vectorises over P; channels-last
+        ``feat`` keeps each tap one cache line)."""
+        out = F.grid_sample(feat, pixel_to_norm(pos, self.h, self.w), mode="bilinear", padding_mode="zeros",
                             align_corners=False)
         return out.permute(0, 2, 3, 1)
 
+    def window_logits(self, logit_l: torch.Tensor, cp: torch.Tensor) -> torch.Tensor:
+        """The attention logits ``m_l^k`` (``N x K x h x w``, half resolution) upsampled bilinearly (as
+        ``F.interpolate(..., align_corners=False)``: border clamped) at the person-window pixels of each patch:
+        ``N x K x win_h x win_w``, one ``grid_sample`` over all N x K single-channel maps."""
+        n, k, h, w = logit_l.shape
+        gx = ((cp[..., 0:1] + self.off_x) * 2 + 1) / self.w - 1             # N x K x win_w
+        gy = ((cp[..., 1:2] + self.off_y) * 2 + 1) / self.h - 1             # N x K x win_h
+        grid = torch.stack(torch.broadcast_tensors(gx[..., None, :], gy[..., :, None]), -1)
+        out = F.grid_sample(logit_l.reshape(n * k, 1, h, w), grid.view(n * k, self.win_h, self.win_w, 2),
+                            mode="bilinear", padding_mode="border", align_corners=False)
+        return out.view(n, k, self.win_h, self.win_w)
+
     def features(self, p_feats, g_feats):
-        size = (self.h, self.w)
-        half = p_feats[0].shape[-2:]
+        """``pg`` (Eq. 1) and the person / garment correlation features, all at the finest pyramid level's
+        resolution (1/2): upsampling them further adds no information, and the crops sample them at image-pixel
+        positions wherever they fall."""
+        half = tuple(p_feats[0].shape[-2:])
+
+        def up(x):
+            return x if tuple(x.shape[-2:]) == half else F.interpolate(x, size=half, mode="bilinear",
+                                                                        align_corners=False)
         pg, fp, fg = 0, 0, 0
         for i in range(self.levels):
             p, g = p_feats[i], g_feats[i]
-            pg = pg + F.interpolate(self.c0[i](torch.cat([p, g], 1)), size=half, mode="bilinear", align_corners=False)
-            fp = fp + F.interpolate(self.red_p[i](p), size=size, mode="bilinear", align_corners=False)
-            fg = fg + F.interpolate(self.red_g[i](g), size=size, mode="bilinear", align_corners=False)
+            pg = pg + up(self.c0[i](torch.cat([p, g], 1)))
+            fp = fp + up(self.red_p[i](p))
+            fg = fg + up(self.red_g[i](g))
         cl = torch.channels_last  # the patch crops sample 16-channel pixels: one cache line each when channels-last
         return pg, self.mix_p(fp.contiguous(memory_format=cl)), self.mix_g(fg.contiguous(memory_format=cl))
 
@@ -364,27 +431,23 @@ class LocalFlow(nn.Module):
         """Eq. 4 on the windows: ``W_l(x) = sum_k a_k(x) G(coords_k(x))`` with ``a_k`` the softmax of
         ``m_l^k + log(member_k + 1e-6)`` over the patches whose window covers x (membership > 1e-3); white where
         none does. ``garment`` N x 3 x H x W, ``coords`` N x K x P x 2, ``mp`` N x K x P, ``cp`` N x K x 2 integer
-        window centres, ``valid`` N x K, ``logit_l`` N x K x H x W. Everything is gathered / scattered with
-        flat pixel indices (one call each); window pixels outside the image go to a dropped dummy slot."""
+        window centres, ``valid`` N x K, ``logit_l`` N x K x h x w (1/2 resolution; upsampled bilinearly at the
+        window pixels, :meth:`window_logits`). Everything is gathered / scattered with flat pixel indices (one
+        call each); window pixels outside the image go to a dropped dummy slot. (Sampling only the kept entries,
+        about 40% at random sizes, measured slower on CPU: the compaction's indexing costs more than it saves.)"""
         n, _, h, w = garment.shape
         k, hw = coords.shape[1], h * w
         px, py = cp[..., 0:1] + self.off_x, cp[..., 1:2] + self.off_y            # N x K x win_w / win_h
         inb = ((py >= 0) & (py <= h - 1))[..., :, None] & ((px >= 0) & (px <= w - 1))[..., None, :]
         idx = torch.where(inb, py[..., :, None] * w + px[..., None, :], hw).long().view(n, k, -1)
-        safe = idx.clamp(max=hw - 1)                                             # off-image pixels: weight 0
         member = mp * (inb.view(n, k, -1) & valid[:, :, None])
         keep = member > 1e-3
-        z = torch.gather(logit_l.reshape(n, k, hw), 2, safe) + torch.log(member + 1e-6)
+        z = self.window_logits(logit_l, cp).view(n, k, -1) + torch.log(member + 1e-6)
         flat = idx.view(n, -1)
-        mx = garment.new_full((n, hw + 1), -1e30).scatter_reduce_(1, flat, torch.where(keep, z, -1e30).detach()
-                                                                   .view(n, -1), "amax")
-        e = torch.exp(torch.where(keep, z - torch.gather(mx, 1, flat).view_as(z), 0)) * keep
-        den = garment.new_zeros(n, hw + 1).scatter_add_(1, flat, e.view(n, -1))
-        wts = e / torch.gather(den, 1, flat).view_as(e).clamp(min=1e-30)       # N x K x P
+        wts = _WindowSoftmax.apply(z, keep, flat, hw + 1)                        # N x K x P
         vals = F.grid_sample(garment, pixel_to_norm(coords, h, w), mode="bilinear", padding_mode="border",
                              align_corners=False).view(n, 3, -1)                # N x 3 x (K P)
-        out = garment.new_zeros(n, 3, hw + 1).scatter_add_(2, flat[:, None].expand(-1, 3, -1),
-                                                             vals * wts.view(n, 1, -1))
+        out = _Paste.apply(vals, wts.view(n, -1), flat, hw + 1)
         covered = garment.new_zeros(n, hw + 1).scatter_reduce_(1, flat, member.view(n, -1), "amax")
         covered = covered[:, :hw].clamp(max=1).view(n, 1, h, w)
         warped = out[..., :hw].view(n, 3, h, w) * covered + (1 - covered)
@@ -421,6 +484,8 @@ class LocalFlow(nn.Module):
         ah, aw = (h + 1) // 2, (w + 1) // 2
         cp = torch.round(xy_p.detach())
         fps, fgs, gs, logs = fp.unbind(0), fg.unbind(0), garment.unbind(0), logit_l.unbind(0)
+        # window pixel positions, normalised to the image (the logits are upsampled where a window reads them)
+        grid_l = pixel_to_norm(cp[:, :, None, :] + self.offsets, h, w).view(n, k, wh, ww, 2)
         warped, covered, att = [], [], []
         for a in range(n):
             mx = garment.new_full((h, w), -1e30)
@@ -439,7 +504,9 @@ class LocalFlow(nn.Module):
                                   padding_mode="border", align_corners=False)[0][win]
                 m = mp.view(1, wh, ww)[win][0]
                 keep = m > 1e-3
-                z = lg[j][ys, xs] + torch.log(m + 1e-6)
+                zl = F.grid_sample(lg[j][None, None], grid_l[a, j][None], mode="bilinear", padding_mode="border",
+                                   align_corners=False)[0, 0]
+                z = zl[win[1:]] + torch.log(m + 1e-6)
                 mx[ys, xs] = torch.maximum(mx[ys, xs], torch.where(keep, z, -1e30).detach())
                 cov[ys, xs] = torch.maximum(cov[ys, xs].clone(), m)
                 parts[j] = (ys, xs, v, z, keep)
@@ -472,7 +539,7 @@ class LocalFlow(nn.Module):
         h, w = self.h, self.w
         pg, fp, fg = self.features(p_feats, g_feats)
         sizes = self.patch_sizes(pg)
-        logit_l = self.att(F.interpolate(pg, size=(h, w), mode="bilinear", align_corners=False))
+        logit_l = self.att(pg)                                              # m_l logits at 1/2 resolution
         out = self.core(fp, fg, xy_g, xy_p, valid, garment, sizes, logit_l)
         out["sizes"] = sizes
         out["flow"] = self.dense_flow(out, h, w)

@@ -8,7 +8,8 @@ from the ``fstat`` the probe takes of each file as it reads it (no second pass o
 
 The scan is streamed into the probes (:mod:`vtondata.probefeed`): files are checked by worker processes while the
 ingester is still declaring them, probed rows are spooled to disk and the assets table is written from the spool
-in row groups, so memory holds no per-file Python objects (only the sample and tuple rows).
+in row groups, so memory holds no per-file Python objects. The scan's sample and tuple rows go to disk as well
+(:mod:`vtondata.rowspool`); the lenient filter streams them into the manifest's tables, keeping only sets of ids.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from .home import dataset_dir
 from .manifest import atomic_write_bytes, read_meta, work_dir, write_manifest
 from .probefeed import StatFeed, streaming
 from .progress import progress_bar
-from .validate import Validated, check_dataset, fails_as_text, start_feed
+from .rowspool import RowSpool
+from .validate import Validated, _ids, check_dataset, fails_as_text, start_feed
 
 
 @dataclass
@@ -104,10 +106,37 @@ def _streamed_check(ing: Ingester, root: Path, layout: str, report: Report, work
 def _counts(v: Validated) -> dict:
     """Counts of the kept samples and tuples (the assets' are added once they are written)."""
     c: dict = {"assets": None, "samples": len(v.samples), "tuples": len(v.tuples)}
-    c["samples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(Counter((s["split"], s["kind"]) for s in v.samples).items())}
+    by_s, by_t = _count_by(v.samples, schema.SAMPLES, "kind"), _count_by(v.tuples, schema.TUPLES, "setting")
+    c["samples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(by_s.items())}
     c["assets_by_role"] = {}
-    c["tuples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(Counter((t["split"], t["setting"]) for t in v.tuples).items())}
+    c["tuples_by"] = {f"{k[0]}/{k[1]}": n for k, n in sorted(by_t.items())}
     return c
+
+
+def _count_by(rows, table_schema, column: str) -> Counter:
+    """Rows per (split, ``column``), counted by Arrow batch by batch (no Python string per row)."""
+    import pyarrow as pa
+
+    out: Counter = Counter()
+    batches = rows.batches() if isinstance(rows, RowSpool) else [schema.to_table(rows, table_schema)]
+    for b in batches:
+        t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+        for r in t.group_by(["split", column]).aggregate([([], "count_all")]).to_pylist():
+            out[(r["split"], r[column])] += r["count_all"]
+    return out
+
+
+def _write_rows(rows, table_schema, path: Path) -> None:
+    """Kept sample / tuple rows (a list of dicts, or a :class:`RowSpool` streamed batch by batch) -> Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(str(path), table_schema, compression="zstd") as writer:
+        if isinstance(rows, RowSpool):
+            for b in rows.batches():
+                writer.write_table(pa.Table.from_batches([b], table_schema))
+        else:
+            writer.write_table(schema.to_table(rows, table_schema))
 
 
 def _write_assets(v: Validated, path: Path, row_group: int = 16384) -> tuple[int, Counter]:
@@ -151,8 +180,10 @@ def _extra_tables(scan: Scan, v: Validated, taken: set) -> dict:
     """The ingester's extra tables, filtered like the core ones (rows of dropped tuples / samples go)."""
     import pyarrow as pa
 
-    kept_t = {t["tuple_id"] for t in v.tuples}
-    kept_s = {s["sample_id"] for s in v.samples}
+    if not scan.tables:
+        return {}
+    kept_t = set(_ids(v.tuples, "tuple_id"))
+    kept_s = set(_ids(v.samples, "sample_id"))
     out = {}
     for name, rows in scan.tables.items():
         if name in taken:
@@ -215,13 +246,13 @@ def _prepare(dataset, root, out, layout, force, deep, strict, workers, quiet, t0
                 + fails_as_text(report.findings), findings=report.findings,
                 fix="repair the files named above, or run with --lenient to write the manifest without them")
         counts = _counts(v)
-        tables = {
-            "samples": schema.to_table(v.samples, schema.SAMPLES),
-            "tuples": schema.to_table(v.tuples, schema.TUPLES),
-            "findings": schema.to_table([f.row() for f in report.findings], schema.FINDINGS),
-        }
-        tables.update(_extra_tables(scan, v, set(tables) | {"assets"}))
-        # the row dicts are in the tables now (a few times smaller): free them before the assets are written
+        files = {"assets": work / "assets.parquet", "samples": work / "samples.parquet",
+                 "tuples": work / "tuples.parquet"}
+        _write_rows(v.samples, schema.SAMPLES, files["samples"])
+        _write_rows(v.tuples, schema.TUPLES, files["tuples"])
+        tables = {"findings": schema.to_table([f.row() for f in report.findings], schema.FINDINGS)}
+        tables.update(_extra_tables(scan, v, set(tables) | set(files)))
+        # free the rows (plain scans hold dicts) before the assets are written
         v.samples = v.tuples = scan.samples = scan.tuples = []
         scan.tables = {}
         n_assets, roles = _write_assets(v, work / "assets.parquet")
@@ -235,7 +266,7 @@ def _prepare(dataset, root, out, layout, force, deep, strict, workers, quiet, t0
             "image_size": list(v.image_size) if v.image_size else None, "notes": scan.notes,
             "report_file": str(report_file) if report_file else None, "list_files": scan.list_files,
         }
-        mdir = write_manifest(out, tables, meta, files={"assets": work / "assets.parquet"})
+        mdir = write_manifest(out, tables, meta, files=files)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(mdir, meta, False, report, report_file, time.perf_counter() - t0)

@@ -164,6 +164,17 @@ class ProbeFeed(_Feed):
         self._dup: list[tuple] = []
         self.batch_rows: list[int] = []  # rows of each spooled batch, in order
         self.finished = False
+        self._row_spools: list = []
+
+    def row_spool(self, kind: str):
+        """A :class:`~vtondata.rowspool.RowSpool` for the scan's ``"samples"`` or ``"tuples"`` rows, beside the
+        probe spool (what a :class:`~vtondata.datasets.base.Scan` made under :func:`streaming` takes)."""
+        from .rowspool import RowSpool
+        from .schema import SAMPLES, TUPLES
+
+        path = self.spool.with_name(f"{self.spool.stem}.{kind}.{len(self._row_spools)}.arrow")
+        self._row_spools.append(RowSpool(path, {"samples": SAMPLES, "tuples": TUPLES}[kind]))
+        return self._row_spools[-1]
 
     # ------------------------------------------------------------------ feeding
     def append(self, spec: AssetSpec) -> None:
@@ -241,6 +252,8 @@ class ProbeFeed(_Feed):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        for sp in self._row_spools:  # still readable
+            sp.close()
 
     # ------------------------------------------------------------------ reading back
     @property

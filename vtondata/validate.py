@@ -20,6 +20,7 @@ from . import schema
 from .datasets.base import Ingester, Scan
 from .findings import FAIL, Finding, Report
 from .probefeed import ProbeFeed
+from .rowspool import RowSpool
 from .progress import progress_bar
 
 
@@ -93,20 +94,52 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
     _check_split_sizes(ingester, scan, report)
     # lenient filter: failing assets drop their sample; tuples with a dropped member are dropped
     bad = report.dropped_ids()
-    known_samples = {s["sample_id"] for s in scan.samples}
-    bad_samples = bad & known_samples
-    name = ingester.name
-    samples = []
-    for s in scan.samples:  # rows gain the dataset column in place (no copy of every row)
-        if s["sample_id"] not in bad_samples:
-            s["dataset"] = name
-            samples.append(s)
-    keep_samples = {s["sample_id"] for s in samples}
-    members = ("person", "garment", "target_person", "foreground", "background", "composite")
-    tuples = []
+    samples, tuples, bad_samples = _kept_rows(ingester.name, scan, report, bad, feed)
+    dropped = {"assets": None, "samples": len(scan.samples) - len(samples), "tuples": len(scan.tuples) - len(tuples)}
+    n_ok = feed.n - len({f.file for f in report.fails if f.file})
+    report.good("files", f"{n_ok} of {feed.n} files passed their checks")
+    return Validated(scan, report, feed, samples, tuples, dropped, image_size, bad, bad_samples, patched)
+
+
+_MEMBERS = ("person", "garment", "target_person", "foreground", "background", "composite")
+
+
+def _ids(rows, column: str) -> Iterator[str]:
+    """One column of row dicts or of a :class:`RowSpool` (read back batch by batch)."""
+    if isinstance(rows, RowSpool):
+        for b in rows.batches():
+            yield from b.column(column).to_pylist()
+    else:
+        for r in rows:
+            yield r[column]
+
+
+def _kept_rows(name: str, scan: Scan, report: Report, bad: set, feed: ProbeFeed):
+    """The lenient filter: (kept samples, kept tuples, dropped sample ids). Kept rows gain the ``dataset`` column.
+    Spooled scan rows (:class:`RowSpool`) are filtered batch by batch into new spools beside the probe spool, so
+    only the id sets stay in memory; plain lists give lists."""
+    keep_samples = set(_ids(scan.samples, "sample_id"))  # all known ones, then the dropped ones taken out
+    bad_samples = bad & keep_samples
+    keep_samples -= bad_samples
+    spooled = isinstance(scan.samples, RowSpool)
+    if spooled:
+        samples = RowSpool(feed.spool.with_name(f"{feed.spool.stem}.samples.kept.arrow"), schema.SAMPLES)
+        tuples = RowSpool(feed.spool.with_name(f"{feed.spool.stem}.tuples.kept.arrow"), schema.TUPLES)
+        bad_s = pa.array(sorted(bad_samples), pa.string())
+        for b in scan.samples.batches():
+            if len(bad_s):
+                b = b.filter(pc.invert(pc.is_in(b.column("sample_id"), value_set=bad_s)))
+            samples.append_batch(b.set_column(b.schema.get_field_index("dataset"), "dataset",
+                                              pa.array([name] * b.num_rows, pa.string())))
+    else:
+        samples, tuples = [], []
+        for s in scan.samples:  # rows gain the dataset column in place (no copy of every row)
+            if s["sample_id"] not in bad_samples:
+                s["dataset"] = name
+                samples.append(s)
     for t in scan.tuples:
-        ids = [t[m] for m in members if t.get(m)]
-        unknown = [i for i in ids if i not in known_samples]
+        ids = [t[m] for m in _MEMBERS if t.get(m)]
+        unknown = [i for i in ids if i not in keep_samples and i not in bad_samples]
         if unknown:
             report.fail("tuple-unresolved", f"tuple {t['tuple_id']} names unknown sample {unknown[0]}",
                         file=t.get("source"), line=t.get("line"), drops=(t["tuple_id"],),
@@ -117,10 +150,10 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
         if all(i in keep_samples for i in ids):
             t["dataset"] = name
             tuples.append(t)
-    dropped = {"assets": None, "samples": len(scan.samples) - len(samples), "tuples": len(scan.tuples) - len(tuples)}
-    n_ok = feed.n - len({f.file for f in report.fails if f.file})
-    report.good("files", f"{n_ok} of {feed.n} files passed their checks")
-    return Validated(scan, report, feed, samples, tuples, dropped, image_size, bad, bad_samples, patched)
+    if spooled:
+        samples.close()
+        tuples.close()
+    return samples, tuples, bad_samples
 
 
 def _check_sizes(ingester: Ingester, feed: ProbeFeed, sizes: np.ndarray, report: Report) -> Optional[tuple[int, int]]:
@@ -163,9 +196,14 @@ def _check_duplicates(feed: ProbeFeed, report: Report) -> None:
     keys = feed.duplicate_keys()
     groups: list[list[int]] = []
     if keys is not None and keys.num_rows:
-        by = keys.group_by(["role", "hash"]).aggregate([("split", "distinct"), ("index", "list")])
-        groups = [idx for sp, idx in zip(by["split_distinct"].to_pylist(), by["index_list"].to_pylist())
-                  if "train" in sp and "test" in sp]
+        # (role, hash) groups present in both splits first; the file indices only of those (usually none)
+        keys = keys.filter(pc.is_in(keys["split"], value_set=pa.array(["train", "test"])))
+        by = keys.group_by(["role", "hash"]).aggregate([("split", "count_distinct")])
+        both = by.filter(pc.equal(by["split_count_distinct"], 2))
+        if both.num_rows:
+            sel = keys.join(both.select(["role", "hash"]), ["role", "hash"], join_type="inner")
+            idx = sel.group_by(["role", "hash"]).aggregate([("index", "list")])
+            groups = [sorted(g) for g in idx["index_list"].to_pylist()]
     if not groups:
         report.good("duplicates", "no image appears in both train and test")
         return

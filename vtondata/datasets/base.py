@@ -46,18 +46,32 @@ def _assets_sink():
     return [] if feed is None else feed
 
 
+def _rows_sink(kind: str):
+    """A default factory: a plain list, or under :func:`vtondata.probefeed.streaming` with a probing feed a
+    :class:`~vtondata.rowspool.RowSpool` (the rows go to disk as the scan appends them)."""
+
+    def make():
+        from ..probefeed import ACTIVE
+
+        spool = getattr(ACTIVE.get(), "row_spool", None)
+        return [] if spool is None else spool(kind)
+    return make
+
+
 @dataclass
 class Scan:
     """Everything an ingester found, before probing.
 
     Ingesters only ever *append* to ``assets`` (never reassign, reorder or read it back): under ``prepare`` it is
     a :class:`~vtondata.probefeed.ProbeFeed` that probes each file as soon as it is declared and keeps no spec.
+    They append to ``samples`` and ``tuples`` too (and may iterate them, never index or reassign them): under
+    ``prepare`` those are :class:`~vtondata.rowspool.RowSpool` objects that keep the rows on disk.
     """
 
     layout: str
     assets: list[AssetSpec] = field(default_factory=_assets_sink)
-    samples: list[dict] = field(default_factory=list)
-    tuples: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=_rows_sink("samples"))
+    tuples: list[dict] = field(default_factory=_rows_sink("tuples"))
     list_files: list[str] = field(default_factory=list)  # relative paths of the list / annotation files read
     notes: dict = field(default_factory=dict)  # layout facts worth recording in meta.json
     #: extra manifest tables ``{name: [row dict, ...]}`` (e.g. keypoints parsed from a CSV); rows carrying a

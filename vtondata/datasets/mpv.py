@@ -113,21 +113,23 @@ def _stem(entry: str) -> str:
 class _Index:
     """Files of one folder below the root, found by base name (any nesting).
 
-    Each name maps to its folder's relative path (one string shared by all files of the folder), not to its own
-    path: the index of a 20,000-triplet release holds 100,000 names.
+    Each name's hash maps to its folder's relative path (one string shared by all files of the folder): the
+    index of a 20,000-triplet release holds 100,000 names and keeps none of them (an int key costs half a name).
+    Names whose hash was seen in several folders (the same name twice, or a hash collision) keep every folder
+    and are resolved by checking which of them holds the name.
     """
 
     def __init__(self, root: Path, folder: str):
-        self.folder = folder
-        self.by_name: dict[str, str] = {}  # base name -> relative folder of the first file found
-        self.more: dict[str, list[str]] = {}  # base names found in several sub-folders -> all their folders
+        self.root, self.folder = str(root), folder
+        self.by_hash: dict[int, str] = {}  # hash(base name) -> relative folder of the first file found
+        self.more: dict[int, list[str]] = {}  # hashes found in several folders -> all their folders
         self.nested = False
         top = root / folder
         self.exists = top.is_dir()
         if not self.exists:
             return
         stack = [(str(top), folder)]
-        by_name = self.by_name
+        by_hash, more = self.by_hash, self.more
         while stack:  # scandir walk: no stat per file (d_type), hidden entries skipped
             path, rel_dir = stack.pop()
             with os.scandir(path) as it:
@@ -138,24 +140,30 @@ class _Index:
                     if e.is_dir():
                         self.nested = True
                         stack.append((e.path, f"{rel_dir}/{name}"))
-                    elif name in by_name:
-                        self.more.setdefault(name, [by_name[name]]).append(rel_dir)
+                        continue
+                    key = hash(name)
+                    if key in by_hash:
+                        more.setdefault(key, [by_hash[key]]).append(rel_dir)
                     else:
-                        by_name[name] = rel_dir
+                        by_hash[key] = rel_dir
 
     def find(self, entry_path: str, mode: str) -> Optional[str]:
         """The file named like ``entry_path``: its exact path if listed, else the one under ``<mode>/``."""
         name = entry_path.rsplit("/", 1)[-1]
-        hit = self.by_name.get(name)
+        key = hash(name)
+        hit = self.by_hash.get(key)
         if hit is None:
             return None
-        if name not in self.more:
+        dirs = self.more.get(key)
+        if dirs is None:
             return f"{hit}/{name}"
-        hits = [f"{d}/{name}" for d in self.more[name]]
+        hits = [f"{d}/{name}" for d in dirs if os.path.isfile(os.path.join(self.root, d, name))]
+        if not hits:
+            return None
         exact = f"{self.folder}/{entry_path}"
         if exact in hits:
             return exact
-        return next((h for h in hits if f"/{mode}/" in f"/{h}"), f"{hit}/{name}")
+        return next((h for h in hits if f"/{mode}/" in f"/{h}"), hits[0])
 
 
 @register
@@ -185,7 +193,7 @@ class MPV(Ingester):
         scan = Scan(layout=layout)
         scan.notes["native_size"] = list(self.native_size)
         self._spec = spec
-        self._samples: dict[str, dict] = {}
+        self._sample_ids: set[str] = set()  # rows go straight to scan.samples (on disk under prepare)
         self._pose_only: set[str] = set()  # asset ids declared by demo lines (the target pose alone)
         self._scan = scan
         self._tuple_ids: set[str] = set()
@@ -217,13 +225,13 @@ class MPV(Ingester):
             for line, cols in read_list(root, DEMO_LIST, report, ncols=4, sep="\t", path_cols=(0, 1, 2),
                                         what="'person.jpg, target_keypoints.json, cloth.jpg, test' separated by a TAB"):
                 self._triplet(scan, report, DEMO_LIST, line, cols, demo=True)
-        scan.samples = list(self._samples.values())
         ignored = [d for d in ("warped_cloth", "warped_cloth_mask") if (root / d).is_dir()]
         if ignored:
             scan.notes["ignored_model_outputs"] = ignored
         if layout == "detail_carving":
             scan.notes["nesting"] = "nested <mode>/<ITEM>/" if self._index["images"].nested else "flat"
-        self._index, self._samples, self._pose_only, self._full, self._scan = {}, {}, set(), set(), None  # free indexes
+        self._index, self._pose_only, self._full, self._scan = {}, set(), set(), None  # free indexes
+        self._sample_ids, self._tuple_ids = set(), set()
         return scan
 
     def _check_folders(self, layout: str, report: Report) -> None:
@@ -262,10 +270,12 @@ class MPV(Ingester):
 
     def _sample(self, split: str, kind: str, stem: str) -> str:
         sid = f"{split}/{kind}/{stem}"
-        if sid not in self._samples:
+        if sid not in self._sample_ids:
+            self._sample_ids.add(sid)
             info = parse_name(stem) or {}
-            self._samples[sid] = {"sample_id": sid, "split": split, "kind": kind, "name": stem,
-                                  "item": info.get("item"), "view": info.get("view"), "framing": info.get("framing")}
+            self._scan.samples.append({"sample_id": sid, "split": split, "kind": kind, "name": stem,
+                                       "item": info.get("item"), "view": info.get("view"),
+                                       "framing": info.get("framing")})
         return sid
 
     def _declare(self, split: str, sid: str, stem: str, role: str, role_spec, path: str, pose_only: bool = False) -> None:

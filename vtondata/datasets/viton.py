@@ -224,7 +224,7 @@ class Viton(Ingester):
         self.native_size = self.NATIVE[layout]
         scan = Scan(layout=layout)
         scan.notes["native_size"] = list(self.native_size)
-        self._samples: dict[str, dict] = {}
+        self._sample_ids: set[str] = set()  # rows go straight to scan.samples (on disk under prepare)
         self._assets: set[str] = set()  # asset ids declared (each spec goes straight to scan.assets)
         self._scan = scan
         self._tuple_ids: set[str] = set()
@@ -232,17 +232,17 @@ class Viton(Ingester):
             self._scan_original(root, scan, report)
         else:
             self._scan_cpvton(root, layout, scan, report)
-        scan.samples = list(self._samples.values())
-        self._samples, self._assets, self._scan = {}, set(), None
+        self._sample_ids, self._assets, self._tuple_ids, self._scan = set(), set(), set(), None
         return scan
 
     # ------------------------------------------------------------------ shared helpers
 
     def _sample(self, split: str, kind: str, stem: str) -> str:
         sid = f"{split}/{kind}/{stem}"
-        if sid not in self._samples:
-            self._samples[sid] = {"sample_id": sid, "split": split, "kind": kind, "name": stem,
-                                  "item": stem.rsplit("_", 1)[0], "view": "front", "category": "upper_body"}
+        if sid not in self._sample_ids:
+            self._sample_ids.add(sid)
+            self._scan.samples.append({"sample_id": sid, "split": split, "kind": kind, "name": stem,
+                                       "item": stem.rsplit("_", 1)[0], "view": "front", "category": "upper_body"})
         return sid
 
     def _asset(self, split: str, role: str, stem: str, sid: str, path: str, check: str, space=None,

@@ -121,7 +121,7 @@ def _count_by(rows, table_schema, column: str) -> Counter:
     batches = rows.batches() if isinstance(rows, RowSpool) else [schema.to_table(rows, table_schema)]
     for b in batches:
         t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-        for r in t.group_by(["split", column]).aggregate([([], "count_all")]).to_pylist():
+        for r in t.group_by(["split", column], use_threads=False).aggregate([([], "count_all")]).to_pylist():
             out[(r["split"], r[column])] += r["count_all"]
     return out
 

@@ -198,7 +198,7 @@ def _check_duplicates(feed: ProbeFeed, report: Report) -> None:
     if keys is not None and keys.num_rows:
         # (role, hash) groups present in both splits first; the file indices only of those (usually none)
         keys = keys.filter(pc.is_in(keys["split"], value_set=pa.array(["train", "test"])))
-        by = keys.group_by(["role", "hash"]).aggregate([("split", "count_distinct")])
+        by = keys.group_by(["role", "hash"], use_threads=False).aggregate([("split", "count_distinct")])
         both = by.filter(pc.equal(by["split_count_distinct"], 2))
         if both.num_rows:
             sel = keys.join(both.select(["role", "hash"]), ["role", "hash"], join_type="inner")

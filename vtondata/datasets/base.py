@@ -129,32 +129,34 @@ def read_list(root: Path, rel: str, report: Report, *, ncols: int | tuple[int, .
     path = root / rel
     counts = (ncols,) if isinstance(ncols, int) else tuple(ncols)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        fh = open(path, encoding="utf-8-sig", newline=None)  # read line by line: the list is never held whole
     except FileNotFoundError:
         report.fail("missing-list", f"missing list file {rel}", file=rel,
                     fix=f"restore {rel} from the release ({what or 'list file'})")
         return
-    except UnicodeDecodeError as exc:
-        report.fail("bad-list-encoding", f"not UTF-8 text ({exc})", file=rel, fix="re-download the list file")
-        return
-    for i, raw in enumerate(text.splitlines(), start=1):
-        if i <= skip:
-            continue
-        line = raw.strip()
-        if not line:
-            continue
-        cols = line.split(sep) if sep is not None else line.split()
-        cols = [c.strip() for c in cols]
-        if len(cols) not in counts:
-            report.fail("malformed-line", f"expected {' or '.join(map(str, counts))} columns, found {len(cols)}: {line[:80]!r}",
-                        file=rel, line=i, fix=f"each line must be {what}" if what else "fix or delete the line")
-            continue
-        bad = [cols[c] for c in path_cols if c < len(cols) and safe_relpath(cols[c]) is None]
-        if bad:
-            report.fail("unsafe-path", f"path {bad[0]!r} points outside the dataset root; refused, never read",
-                        file=rel, line=i, fix="list files must hold paths relative to the root without '..'")
-            continue
-        for c in path_cols:
-            if c < len(cols):
-                cols[c] = safe_relpath(cols[c])
-        yield i, cols
+    i = 0
+    with fh:
+        try:
+            for i, raw in enumerate(fh, start=1):
+                line = raw.strip()
+                if i <= skip or not line:
+                    continue
+                cols = [c.strip() for c in (line.split(sep) if sep is not None else line.split())]
+                if len(cols) not in counts:
+                    report.fail("malformed-line", f"expected {' or '.join(map(str, counts))} columns, found "
+                                f"{len(cols)}: {line[:80]!r}", file=rel, line=i,
+                                fix=f"each line must be {what}" if what else "fix or delete the line")
+                    continue
+                bad = [cols[c] for c in path_cols if c < len(cols) and safe_relpath(cols[c]) is None]
+                if bad:
+                    report.fail("unsafe-path", f"path {bad[0]!r} points outside the dataset root; refused, never "
+                                "read", file=rel, line=i,
+                                fix="list files must hold paths relative to the root without '..'")
+                    continue
+                for c in path_cols:
+                    if c < len(cols):
+                        cols[c] = safe_relpath(cols[c])
+                yield i, cols
+        except UnicodeDecodeError as exc:
+            report.fail("bad-list-encoding", f"not UTF-8 text after line {i} ({exc})", file=rel, line=i + 1,
+                        fix="re-download the list file")

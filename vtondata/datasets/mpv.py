@@ -197,7 +197,7 @@ class MPV(Ingester):
         self._pose_only: set[str] = set()  # asset ids declared by demo lines (the target pose alone)
         self._scan = scan
         self._tuple_ids: set[str] = set()
-        self._full: set[str] = set()  # samples whose files are all declared
+        self._partial: set[str] = set()  # samples created by a demo line's pose alone (not all files declared)
         folders = {f for group in ("person", "garment") for v in spec[group].values() for f in v[0]}
         self._index = {f: _Index(root, f) for f in sorted(folders)}
         self._check_folders(layout, report)
@@ -230,7 +230,7 @@ class MPV(Ingester):
             scan.notes["ignored_model_outputs"] = ignored
         if layout == "detail_carving":
             scan.notes["nesting"] = "nested <mode>/<ITEM>/" if self._index["images"].nested else "flat"
-        self._index, self._pose_only, self._full, self._scan = {}, set(), set(), None  # free indexes
+        self._index, self._pose_only, self._partial, self._scan = {}, set(), set(), None  # free indexes
         self._sample_ids, self._tuple_ids = set(), set()
         return scan
 
@@ -280,7 +280,7 @@ class MPV(Ingester):
 
     def _declare(self, split: str, sid: str, stem: str, role: str, role_spec, path: str, pose_only: bool = False) -> None:
         """Append one file's spec to the scan (each spec goes straight to ``scan.assets``, nothing is kept: a
-        sample's files are declared once, guarded by ``_full``; only demo-line poses need remembering)."""
+        sample's files are declared once, guarded by :meth:`_full`; only demo-line poses need remembering)."""
         aid = f"{split}/{role}/{stem}"
         if aid in self._pose_only:
             return
@@ -302,29 +302,37 @@ class MPV(Ingester):
                 stem = stem[: -len("_keypoints")]
             role, main = "pose", roles["pose"]
             entry = entry.rsplit("/", 1)[0] + "/" + stem + ".jpg" if "/" in entry else stem + ".jpg"
-            if f"{split}/person/{stem}" in self._full:  # its pose is declared already
+            if self._full(f"{split}/person/{stem}"):  # its pose is declared already
                 return f"{split}/person/{stem}"
         else:
             stem = _stem(entry)
             role = "person" if group == "person" else "garment"
             main = roles[role]
             done = f"{split}/{'person' if group == 'person' else 'garment'}/{stem}"
-            if done in self._full:  # persons recur in about two lines each: resolved once
+            if self._full(done):  # persons recur in about two lines each: resolved once
                 return done
         found, expected = self._locate(main, entry, split)
         if found is None:
             what = "target pose" if pose_only else ("person" if group == "person" else "garment")
             missing.append(f"{what} {expected}")
             return None
+        new = f"{split}/{'person' if group == 'person' else 'garment'}/{stem}" not in self._sample_ids
         sid = self._sample(split, "person" if group == "person" else "garment", stem)
         self._declare(split, sid, stem, role, main, found, pose_only)
-        if not pose_only:
+        if pose_only:
+            if new:
+                self._partial.add(sid)
+        else:
             for r, rs in roles.items():
                 if r != role:
                     hit, expected = self._locate(rs, entry, split)
                     self._declare(split, sid, stem, r, rs, hit or expected)
-            self._full.add(sid)
+            self._partial.discard(sid)
         return sid
+
+    def _full(self, sid: str) -> bool:
+        """Whether all files of sample ``sid`` are declared (every sample but those a demo pose created)."""
+        return sid in self._sample_ids and sid not in self._partial
 
     def _triplet(self, scan: Scan, report: Report, rel: str, line: int, cols: list, demo: bool) -> None:
         a, b, c, split = cols

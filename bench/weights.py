@@ -1,5 +1,6 @@
-"""Pretrained weights of the learned metrics and of model backbones (the accessory model's ResNet-18): where
-the reference packages cache them, status, fetch.
+"""Pretrained weights of the learned metrics and of the models' fixed networks (the accessory model's ResNet-18,
+the VGG19 of the perceptual losses, SPG-VTON's SphereFace): where the reference packages cache them, status,
+fetch.
 
 Files live exactly where the reference packages put them, so a cache filled by pytorch-fid,
 torchvision or lpips on a connected machine is used as is:
@@ -75,6 +76,14 @@ WEIGHTS: Dict[str, WeightFile] = {w.key: w for w in (
     WeightFile("resnet18", "resnet18-f37072fd.pth", _TV + "resnet18-f37072fd.pth", "hub",
                "accessory model (seed 004): encoders E_b / E_f",
                "torchvision ResNet18_Weights.IMAGENET1K_V1.get_state_dict()"),
+    WeightFile("vgg19", "vgg19-dcbb9e9d.pth", _TV + "vgg19-dcbb9e9d.pth", "hub",
+               "perceptual / feature-matching losses (VGG19 relu1_1..relu5_1, pix2pixHD weights): SAL-VTON, PF-AFN, "
+               "StyleFlow, CP-VTON, 3D-GCL, SPG-VTON, Tree-Block training",
+               "torchvision VGG19_Weights.IMAGENET1K_V1.get_state_dict()"),
+    WeightFile("sphereface", "sphere20a_20171020.pth",
+               "(no direct download: clcarwin/sphereface_pytorch model/sphere20a_20171020.7z, extract the .pth)",
+               "hub", "SPG-VTON identity loss (SphereFace sphere20a on 112x96 face crops)",
+               "extract the .pth from the 7z archive of clcarwin/sphereface_pytorch by hand"),
     WeightFile("lpips-lin-alex", "alex.pth", "(shipped in the lpips 0.1.4 wheel: lpips/weights/v0.1/alex.pth)",
                "lpips", "LPIPS alex linear heads v0.1", "pip install lpips==0.1.4", 6009),
     WeightFile("lpips-lin-vgg", "vgg.pth", "(shipped in the lpips 0.1.4 wheel: lpips/weights/v0.1/vgg.pth)",
@@ -217,7 +226,7 @@ def _fetch_one(key: str) -> Path:
 
         enum = {"inception-v3-torchvision": models.Inception_V3_Weights, "alexnet": models.AlexNet_Weights,
                 "vgg16": models.VGG16_Weights, "squeezenet1_1": models.SqueezeNet1_1_Weights,
-                "resnet18": models.ResNet18_Weights}[key]
+                "resnet18": models.ResNet18_Weights, "vgg19": models.VGG19_Weights}[key]
         enum.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
     return resolve(key)
 
@@ -235,6 +244,9 @@ def fetch(keys: Optional[Sequence[str]] = None) -> List[Path]:
         if w.location == "lpips":
             raise WeightsMissingError(f"{w.filename} belongs to the lpips wheel and is missing", file=p,
                                       fix="reinstall with `pip install --force-reinstall lpips==0.1.4`")
+        if not w.url.startswith("http"):
+            raise WeightsMissingError(f"{w.filename} has no direct download", file=p,
+                                      fix=f"{w.fetch_via}; copy it to {cache_dir(key)}/")
         print(f"{key}: downloading {w.url}")
         try:
             out.append(_fetch_one(key))

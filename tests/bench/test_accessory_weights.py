@@ -69,3 +69,30 @@ def test_a_cached_file_is_hash_checked_and_loaded_into_both_encoders(torch_home,
                               "sha256": prefix}
     assert KeypointNet(4, 12, weights="random", widths=(8, 8, 8, 8), blocks=(1, 1, 1, 1),
                        enc_width=8).provenance == {"network": "resnet18", "weights": "random"}
+
+
+def test_the_perceptual_vgg19_and_the_sphereface_files_are_listed_and_resolved_alike(torch_home, kit):
+    """The other fixed networks of the models go through the same registry: status lists them where torchvision /
+    the SphereFace port put them, a missing file names itself, its folder and the source, a cached one loads."""
+    from bench.models.blocks.spg_face import Sphere20a, load_sphereface
+    from vtondata.errors import WeightsMissingError
+
+    rows = {x["key"]: x for x in json.loads(kit.cli(["weights", "status", "--json"]).output)}
+    assert rows["vgg19"]["file"] == "vgg19-dcbb9e9d.pth" and rows["vgg19"]["sha256_prefix"] == "dcbb9e9d"
+    assert rows["vgg19"]["path"] == str(torch_home / "vgg19-dcbb9e9d.pth") and "SAL-VTON" in rows["vgg19"]["used_by"]
+    assert rows["sphereface"]["path"] == str(torch_home / "sphere20a_20171020.pth")
+    with pytest.raises(WeightsMissingError) as e:
+        load_sphereface("sphereface")
+    text = str(e.value)
+    assert "sphere20a_20171020.pth" in text and str(torch_home) in text and "face_id.weights=random" in text
+    assert "sphereface_pytorch" in text
+    r = kit.cli(["weights", "fetch", "sphereface"])  # published only inside a 7z archive: placed by hand
+    assert r.exit_code != 0 and "no direct download" in r.output and "sphereface_pytorch" in r.output
+    torch.manual_seed(0)
+    ref = Sphere20a()
+    torch_home.mkdir(parents=True)
+    torch.save(ref.state_dict(), torch_home / "sphere20a_20171020.pth")
+    net, prov = load_sphereface("sphereface")
+    assert prov["file"] == str(torch_home / "sphere20a_20171020.pth")
+    x = torch.rand(1, 3, 112, 96) * 2 - 1
+    assert torch.equal(net(x), ref.eval()(x))

@@ -11,7 +11,8 @@ from bench.models.blocks import person as P
 from bench.models.blocks.gmm import GMM, correlation, warp
 from bench.models.blocks.tps import TpsGrid, control_points
 from bench.models.blocks.unet import UNet
-from bench.models.blocks.vgg import FILE, VGGLoss
+from bench.models.blocks.vgg import VGGLoss
+from bench.weights import WEIGHTS
 from vtondata.errors import WeightsMissingError
 
 
@@ -103,6 +104,9 @@ def test_person_representation_pieces():
     assert torch.equal(head[0, :, 5, 15], person[0, :, 5, 15]) and (head[0, :, 30, 20] == -1).all()
 
 
+FILE = WEIGHTS["vgg19"].filename  # torchvision's vgg19-dcbb9e9d.pth
+
+
 def test_vgg_weights_policy(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(WeightsMissingError, match=FILE) as e:
@@ -111,7 +115,7 @@ def test_vgg_weights_policy(tmp_path, monkeypatch):
     bad = tmp_path / "torch" / "hub" / "checkpoints" / FILE
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not the weights")
-    with pytest.raises(WeightsMissingError, match="published hash"):
+    with pytest.raises(WeightsMissingError, match="does not match the expected SHA-256 prefix dcbb9e9d"):
         VGGLoss("imagenet")
     loss = VGGLoss("random", layers=3)
     assert loss.provenance == {"network": "vgg19", "weights": "random", "layers": 3}

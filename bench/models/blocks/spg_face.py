@@ -6,9 +6,10 @@ clcarwin/sphereface_pytorch: four stages, each a 3x3 stride-2 conv + PReLU follo
 embedding. Input ``N x 3 x 112 x 96`` in [-1, 1] (the port feeds ``(x - 127.5) / 128``). Module names follow
 the port's state-dict keys (``conv1_1``, ``relu1_1``, ..., ``fc5``) so its file ``sphere20a_20171020.pth`` loads.
 
-Weights: ``weights="sphereface"`` reads ``$TORCH_HOME/hub/checkpoints/sphere20a_20171020.pth`` (nothing is
-downloaded; missing -> :class:`~vtondata.errors.WeightsMissingError`); ``"random"`` builds it randomly
-initialised (tests, smoke; results not comparable).
+Weights: ``weights="sphereface"`` reads ``$TORCH_HOME/hub/checkpoints/sphere20a_20171020.pth`` through
+:mod:`bench.weights` (key ``sphereface``, listed by ``vtondata weights status``; the port publishes it only inside
+a 7z archive, so it is placed by hand; missing -> :class:`~vtondata.errors.WeightsMissingError` naming the file,
+its folder and the source); ``"random"`` builds it randomly initialised (tests, smoke; results not comparable).
 
 :func:`face_crops`: the face + hair region (a ``N x 1 x H x W`` mask from the semantic map) is cropped at its
 bounding box and resized to ``size`` with ``roi_align`` (ASSUMED: a box crop instead of the 5-landmark
@@ -25,13 +26,8 @@ import torch.nn as nn
 
 from vtondata.errors import UnknownNameError, WeightsMissingError
 
-FILE = "sphere20a_20171020.pth"
-SOURCE = "clcarwin/sphereface_pytorch (model/sphere20a_20171020.7z, extract the .pth)"
+WEIGHTS_KEY = "sphereface"  # bench.weights: sphere20a_20171020.pth in $TORCH_HOME/hub/checkpoints
 UNITS = (1, 2, 4, 1)
-
-
-def weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / FILE
 
 
 class Sphere20a(nn.Module):
@@ -72,14 +68,12 @@ def load_sphereface(weights: str = "sphereface", size=(112, 96), width: float = 
     net = Sphere20a(size, width)
     prov = {"network": "sphere20a", "weights": weights, "input": list(size), "width": width}
     if weights == "sphereface":
-        p = Path(path) if path is not None else weights_path()
         if tuple(size) != (112, 96) or width != 1.0:
             raise WeightsMissingError("pretrained SphereFace exists only for 112 x 96 inputs at width 1",
                                       fix="set face_id.size=[112,96] and face_id.width=1, or face_id.weights=random")
-        if not p.is_file():
-            raise WeightsMissingError("SphereFace (sphere20a) weights for the identity loss are not cached", file=p,
-                                      fix=f"get {FILE} from {SOURCE} and copy it to {p.parent}/; for tests only: "
-                                          "--set face_id.weights=random (results are marked not comparable)")
+        from bench.weights import resolve
+
+        p = resolve(WEIGHTS_KEY, path, otherwise="for tests only --set face_id.weights=random")
         state = torch.load(p, map_location="cpu", weights_only=True)
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc6")}, strict=True)
         prov["file"] = str(p)

@@ -8,15 +8,16 @@ the first slices (cheap smoke runs; recorded in the provenance).
 
 Weights: torchvision's ImageNet file ``vgg19-dcbb9e9d.pth``, read from the standard torch hub cache
 (``$TORCH_HOME/hub/checkpoints``, where ``torchvision.models.vgg19(weights=...)`` stores it) with
-``torch.load(weights_only=True)``. Nothing is downloaded: a missing file raises
-:class:`~vtondata.errors.WeightsMissingError` naming the file and where to put it. ``weights="random"`` builds
+``torch.load(weights_only=True)`` through :mod:`bench.weights` (key ``vgg19``: listed by ``vtondata weights
+status``, fetched by ``vtondata weights fetch vgg19``, SHA-256 prefix checked). Nothing is downloaded during a
+run: a missing or corrupt file raises :class:`~vtondata.errors.WeightsMissingError` naming the file and where to
+put it. ``weights="random"`` builds
 the same network with random initialisation (tests, smoke runs); every result made that way is recorded as
 not comparable.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,27 +25,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vtondata.errors import UnknownNameError, WeightsMissingError
+from vtondata.errors import UnknownNameError
 
-FILE = "vgg19-dcbb9e9d.pth"
-URL = "https://download.pytorch.org/models/" + FILE
-EXPECTED_SHA256_PREFIX = "dcbb9e9d"  # torch hub convention: the file name carries the sha256 prefix
+WEIGHTS_KEY = "vgg19"  # bench.weights: torchvision's vgg19-dcbb9e9d.pth in $TORCH_HOME/hub/checkpoints
 SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 PIX2PIXHD_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 WEIGHT_MODES = ("imagenet", "random")
-
-
-def weights_path() -> Path:
-    """Where torchvision caches the VGG19 ImageNet weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / FILE
-
-
-def _sha256_prefix(path: Path, n: int = 8) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
 
 
 def load_features(weights: str = "imagenet", path: Optional[Path] = None) -> tuple[nn.Sequential, dict]:
@@ -57,17 +43,10 @@ def load_features(weights: str = "imagenet", path: Optional[Path] = None) -> tup
     prov = {"network": "vgg19", "weights": weights}
     net = None
     if weights == "imagenet":
-        p = Path(path) if path is not None else weights_path()
-        if not p.is_file():
-            raise WeightsMissingError(
-                "VGG19 ImageNet weights for the perceptual loss are not in the torch hub cache", file=p,
-                fix=f"on a connected machine run `python -c \"import torchvision; torchvision.models.vgg19("
-                    f"weights='IMAGENET1K_V1')\"` (or download {URL}) and copy {FILE} to {p.parent}/; "
-                    "for tests only: --set vgg.weights=random (results are marked not comparable)")
-        digest = _sha256_prefix(p)
-        if digest != EXPECTED_SHA256_PREFIX:
-            raise WeightsMissingError(f"{p.name} does not match its published hash (sha256 {digest}...)", file=p,
-                                      fix=f"delete it and download {URL} again")
+        from bench.weights import WEIGHTS, resolve
+
+        p = resolve(WEIGHTS_KEY, path, otherwise="for tests only --set vgg.weights=random")
+        digest = WEIGHTS[WEIGHTS_KEY].sha256_prefix
         state = torch.load(p, map_location="cpu", weights_only=True)
         net = make_layers(cfgs["E"], batch_norm=False)[:30]
         feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}

@@ -42,6 +42,7 @@ ACTIVE: contextvars.ContextVar = contextvars.ContextVar("vtondata_asset_feed", d
 
 _VALUE_COLS = ("width", "height", "format", "mode", "bytes", "hash", "label_space", "keypoint_format", "encoding")
 _DUP_ROLES = ("person", "garment")
+_DUP_SPLITS = ("train", "test")
 
 
 def fingerprint_line(path: str, stat: Optional[tuple[int, int]]) -> str:
@@ -217,13 +218,18 @@ class ProbeFeed(_Feed):
         w = pc.fill_null(batch.column("width"), -1).to_numpy(zero_copy_only=False).astype(np.int32)
         h = pc.fill_null(batch.column("height"), -1).to_numpy(zero_copy_only=False).astype(np.int32)
         self._wh.append(np.stack([w, h], 1))
-        sel = pc.and_(pc.is_valid(batch.column("hash")),
-                      pc.is_in(batch.column("role"), value_set=pa.array(_DUP_ROLES, pa.string())))
-        idx = np.flatnonzero(sel.to_numpy(zero_copy_only=False))
+        sel = pc.and_(pc.and_(pc.is_valid(batch.column("hash")),
+                              pc.is_in(batch.column("role"), value_set=pa.array(_DUP_ROLES, pa.string()))),
+                      pc.is_in(batch.column("split"), value_set=pa.array(_DUP_SPLITS, pa.string())))
+        idx = np.flatnonzero(pc.fill_null(sel, False).to_numpy(zero_copy_only=False))
         if len(idx):
             take = pa.array(idx)
-            self._dup.append((idx + offset, batch.column("role").take(take), batch.column("split").take(take),
-                              batch.column("hash").take(take)))
+            role = pc.index_in(batch.column("role").take(take), value_set=pa.array(_DUP_ROLES, pa.string()))
+            split = pc.index_in(batch.column("split").take(take), value_set=pa.array(_DUP_SPLITS, pa.string()))
+            code = (role.to_numpy(zero_copy_only=False) * 2 + split.to_numpy(zero_copy_only=False)).astype(np.uint8)
+            h64 = np.fromiter((int(x[:16], 16) for x in batch.column("hash").take(take).to_pylist()), np.uint64,
+                              len(idx))
+            self._dup.append((idx + offset, code, h64))
         if self.progress:
             self.progress(batch.num_rows)
 
@@ -265,14 +271,13 @@ class ProbeFeed(_Feed):
     def size_groups(self) -> np.ndarray:
         return np.frombuffer(self._groups, np.uint32) if len(self._groups) else np.zeros(0, np.uint32)
 
-    def duplicate_keys(self) -> Optional[pa.Table]:
-        """Columns ``index, role, split, hash`` of the person / garment files with a hash."""
+    def duplicate_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The train / test person and garment files with a hash: their row ``index`` (int64), ``code`` (uint8,
+        ``2 * role + split`` over :data:`_DUP_ROLES` and :data:`_DUP_SPLITS`) and the first 64 bits of their
+        content hash (uint64): 17 bytes per file for the duplicate check, the full hash stays in the spool."""
         if not self._dup:
-            return None
-        return pa.table({"index": np.concatenate([d[0] for d in self._dup]),
-                         "role": pa.concat_arrays([d[1] for d in self._dup]),
-                         "split": pa.concat_arrays([d[2] for d in self._dup]),
-                         "hash": pa.concat_arrays([d[3] for d in self._dup])})
+            return np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.uint64)
+        return tuple(np.concatenate([d[k] for d in self._dup]) for k in range(3))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The probed rows, batch by batch, read from the spool (one batch in memory at a time)."""

@@ -193,23 +193,27 @@ def _check_sizes(ingester: Ingester, feed: ProbeFeed, sizes: np.ndarray, report:
 
 def _check_duplicates(feed: ProbeFeed, report: Report) -> None:
     """Person / garment images whose bytes appear in both train and test (grouped by role and content hash)."""
-    keys = feed.duplicate_keys()
-    groups: list[list[int]] = []
-    if keys is not None and keys.num_rows:
-        # (role, hash) groups present in both splits first; the file indices only of those (usually none)
-        keys = keys.filter(pc.is_in(keys["split"], value_set=pa.array(["train", "test"])))
-        by = keys.group_by(["role", "hash"], use_threads=False).aggregate([("split", "count_distinct")])
-        both = by.filter(pc.equal(by["split_count_distinct"], 2))
-        if both.num_rows:
-            sel = keys.join(both.select(["role", "hash"]), ["role", "hash"], join_type="inner")
-            idx = sel.group_by(["role", "hash"]).aggregate([("index", "list")])
-            groups = [sorted(g) for g in idx["index_list"].to_pylist()]
+    index, code, h64 = feed.duplicate_keys()
+    groups: list[list[dict]] = []
+    if len(index):
+        # candidates: (role, 64-bit hash prefix) groups holding both splits, found with numpy; their rows are
+        # then read back from the spool and grouped by the full hash (usually there are none)
+        role, split = code >> 1, code & 1
+        order = np.lexsort((split, h64, role))
+        r, h, sp = role[order], h64[order], split[order]
+        starts = np.flatnonzero(np.r_[True, (r[1:] != r[:-1]) | (h[1:] != h[:-1])])
+        both = np.flatnonzero(np.minimum.reduceat(sp, starts) != np.maximum.reduceat(sp, starts))
+        if len(both):
+            ends = np.r_[starts[1:], len(order)]
+            wanted = sorted(int(i) for g in both for i in index[order[starts[g]:ends[g]]])
+            full: dict = {}
+            for row in feed.rows_at(wanted):
+                full.setdefault((row["role"], row["hash"]), []).append(row)
+            groups = [g for g in full.values() if {x["split"] for x in g} == {"train", "test"}]
     if not groups:
         report.good("duplicates", "no image appears in both train and test")
         return
-    wanted = sorted({i for idx in groups for i in idx})
-    row = dict(zip(wanted, feed.rows_at(wanted)))
-    groups = sorted(([row[i] for i in idx] for idx in groups), key=lambda g: sorted(r["path"] for r in g))
+    groups = sorted(groups, key=lambda g: sorted(r["path"] for r in g))
     examples = "; ".join(" = ".join(sorted(r["path"] for r in g)[:2]) for g in groups[:3])
     report.warn("train-test-duplicates", f"{len(groups)} images appear in both train and test (by content hash), "
                 f"e.g. {examples}", fix="exclude them from training when you report test scores")

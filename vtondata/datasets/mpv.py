@@ -46,8 +46,12 @@ from __future__ import annotations
 
 import os
 import re
+from array import array
+from bisect import bisect_left
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
 
 from ..findings import Report
 from ..probe import AssetSpec
@@ -113,25 +117,27 @@ def _stem(entry: str) -> str:
 class _Index:
     """Files of one folder below the root, found by base name (any nesting).
 
-    Each name's hash maps to its folder's relative path (one string shared by all files of the folder): the
-    index of a 20,000-triplet release holds 100,000 names and keeps none of them (an int key costs half a name).
-    Names whose hash was seen in several folders (the same name twice, or a hash collision) keep every folder
-    and are resolved by checking which of them holds the name.
+    Compact: the index of a 20,000-triplet release holds 100,000 names and keeps none of them, only each name's
+    64-bit hash in a sorted ``array('q')`` beside the number of its folder (``array('I')``; the folders' relative
+    paths are kept once): 12 bytes per file, looked up by bisection. Names whose hash appears more than once (the
+    same name in several folders, or a hash collision) are resolved by checking which folder holds the name.
     """
 
     def __init__(self, root: Path, folder: str):
         self.root, self.folder = str(root), folder
-        self.by_hash: dict[int, str] = {}  # hash(base name) -> relative folder of the first file found
-        self.more: dict[int, list[str]] = {}  # hashes found in several folders -> all their folders
+        self.dirs: list[str] = []
+        self.keys, self.where = array("q"), array("I")
         self.nested = False
         top = root / folder
         self.exists = top.is_dir()
         if not self.exists:
             return
         stack = [(str(top), folder)]
-        by_hash, more = self.by_hash, self.more
+        keys, where = self.keys, self.where
         while stack:  # scandir walk: no stat per file (d_type), hidden entries skipped
             path, rel_dir = stack.pop()
+            code = len(self.dirs)
+            self.dirs.append(rel_dir)
             with os.scandir(path) as it:
                 for e in it:
                     name = e.name
@@ -141,23 +147,27 @@ class _Index:
                         self.nested = True
                         stack.append((e.path, f"{rel_dir}/{name}"))
                         continue
-                    key = hash(name)
-                    if key in by_hash:
-                        more.setdefault(key, [by_hash[key]]).append(rel_dir)
-                    else:
-                        by_hash[key] = rel_dir
+                    keys.append(hash(name))
+                    where.append(code)
+        if len(keys) > 1:
+            order = np.argsort(np.frombuffer(keys, np.int64), kind="stable")
+            self.keys = array("q", np.frombuffer(keys, np.int64)[order].tobytes())
+            self.where = array("I", np.frombuffer(where, np.uint32)[order].tobytes())
 
     def find(self, entry_path: str, mode: str) -> Optional[str]:
         """The file named like ``entry_path``: its exact path if listed, else the one under ``<mode>/``."""
         name = entry_path.rsplit("/", 1)[-1]
-        key = hash(name)
-        hit = self.by_hash.get(key)
-        if hit is None:
+        key, keys = hash(name), self.keys
+        i = bisect_left(keys, key)
+        if i == len(keys) or keys[i] != key:
             return None
-        dirs = self.more.get(key)
-        if dirs is None:
-            return f"{hit}/{name}"
-        hits = [f"{d}/{name}" for d in dirs if os.path.isfile(os.path.join(self.root, d, name))]
+        j = i + 1
+        while j < len(keys) and keys[j] == key:
+            j += 1
+        if j == i + 1:
+            return f"{self.dirs[self.where[i]]}/{name}"
+        hits = [f"{d}/{name}" for d in (self.dirs[self.where[x]] for x in range(i, j))
+                if os.path.isfile(os.path.join(self.root, d, name))]
         if not hits:
             return None
         exact = f"{self.folder}/{entry_path}"

@@ -67,6 +67,20 @@ class RowSpool:
         with pa.OSFile(str(self.path), "rb") as fh:
             yield from pa.ipc.open_stream(fh)
 
+    def rows_at(self, positions) -> list[dict]:
+        """The rows at the given (sorted) positions, as dicts, in that order."""
+        want, out, start = list(positions), [], 0
+        k = 0
+        for b in self.batches():
+            end = start + b.num_rows
+            while k < len(want) and want[k] < end:
+                out.append(b.slice(want[k] - start, 1).to_pylist()[0])
+                k += 1
+            start = end
+            if k == len(want):
+                break
+        return out
+
     def __iter__(self) -> Iterator[dict]:
         for b in self.batches():
             yield from b.to_pylist()

@@ -91,6 +91,7 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
         sizes = np.stack([pc.fill_null(patched[c], -1).to_numpy().astype(np.int32) for c in ("width", "height")], 1)
     image_size = _check_sizes(ingester, feed, sizes, report)
     _check_duplicates(feed, report)
+    scan.tuples = _dedupe_tuples(scan.tuples, report, feed)
     _check_split_sizes(ingester, scan, report)
     # lenient filter: failing assets drop their sample; tuples with a dropped member are dropped
     bad = report.dropped_ids()
@@ -112,6 +113,52 @@ def _ids(rows, column: str) -> Iterator[str]:
     else:
         for r in rows:
             yield r[column]
+
+
+def _dedupe_tuples(tuples, report: Report, feed: ProbeFeed):
+    """Tuples listed more than once keep their first row; a repeat that comes from a list line is a warning naming
+    that line and the first one (repeats the ingester derived itself go silently). Spooled tuples are checked on
+    their ``tuple_id`` column alone (one Arrow array, no Python string per row) and rewritten only when some repeat."""
+    if not isinstance(tuples, RowSpool):
+        seen: dict = {}
+        out = []
+        for t in tuples:
+            first = seen.setdefault(t["tuple_id"], t)
+            if first is t:
+                out.append(t)
+            else:
+                _warn_repeat(report, t, first)
+        return out
+    if not len(tuples):
+        return tuples
+    ids = pa.chunked_array([b.column("tuple_id") for b in tuples.batches()], pa.string()).combine_chunks()
+    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+    del ids
+    _, first_at, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    keep = np.zeros(len(codes), bool)
+    keep[first_at] = True
+    if keep.all():
+        return tuples
+    repeats = np.flatnonzero(~keep)
+    firsts = first_at[inverse[repeats]]  # the first row of each repeat's tuple id
+    wanted = sorted(set(repeats.tolist()) | set(firsts.tolist()))
+    rows = dict(zip(wanted, tuples.rows_at(wanted)))
+    for r, f in zip(repeats.tolist(), firsts.tolist()):
+        _warn_repeat(report, rows[r], rows[f])
+    out = RowSpool(feed.spool.with_name(f"{feed.spool.stem}.tuples.unique.arrow"), schema.TUPLES)
+    start = 0
+    for b in tuples.batches():
+        out.append_batch(b.filter(pa.array(keep[start:start + b.num_rows])))
+        start += b.num_rows
+    out.close()
+    return out
+
+
+def _warn_repeat(report: Report, row: dict, first: dict) -> None:
+    if row.get("source"):
+        where = f"{first['source']}:{first['line']}" if first.get("source") else "derived by the ingester"
+        report.warn("duplicate-line", f"tuple {row['tuple_id']} is listed twice (first: {where}); the repeat is "
+                    "ignored", file=row["source"], line=row.get("line"), fix="delete the repeated line")
 
 
 def _kept_rows(name: str, scan: Scan, report: Report, bad: set, feed: ProbeFeed):

@@ -92,3 +92,23 @@ def test_prepare_through_spools_keeps_what_the_in_memory_path_keeps(dataset, lay
     assert sum(counts["samples_by"].values()) == len(want_s)
     assert counts["tuples_by"] == {f"{a}/{b}": n for (a, b), n in want_t.groupby(["split", "setting"]).size().items()}
     shutil.rmtree(tmp_path / "out")
+
+
+@pytest.mark.parametrize("dataset,listfile", [("mpv", "data_pair.txt"), ("viton-hd", "test_pairs.txt")])
+def test_a_repeated_list_line_is_kept_once_with_a_warning_naming_both_lines(dataset, listfile, tmp_path):
+    """The doctor drops repeated tuples on the spooled tuple ids (no id set during the scan); the repeat's line and
+    the first one are named. Same result from a plain in-memory scan."""
+    layout = "detail_carving" if dataset == "mpv" else None
+    root = make_fixture(dataset, tmp_path / "src", n=6, seed=2, layout=layout)
+    before = prepare(dataset, root, out=tmp_path / "o1", quiet=True).meta["counts"]["tuples"]
+    lst = root / listfile
+    lines = lst.read_text().splitlines()
+    lst.write_text("\n".join(lines + [lines[0], lines[0]]) + "\n")
+    res = prepare(dataset, root, out=tmp_path / "o2", quiet=True)
+    t = open_manifest(manifest_dir=res.manifest_dir).tuples
+    assert len(t) == before and t.tuple_id.is_unique
+    dups = [f for f in res.report.warns if f.code == "duplicate-line"]
+    assert [(f.file, f.line) for f in dups] == [(listfile, len(lines) + 1), (listfile, len(lines) + 2)]
+    assert all(f"(first: {listfile}:1)" in f.message for f in dups)
+    _, want_t = _plain_rows(dataset, root, tmp_path)
+    assert sorted(want_t.tuple_id) == sorted(t.tuple_id)

@@ -206,7 +206,6 @@ class MPV(Ingester):
         self._sample_ids: set[str] = set()  # rows go straight to scan.samples (on disk under prepare)
         self._pose_only: set[str] = set()  # asset ids declared by demo lines (the target pose alone)
         self._scan = scan
-        self._tuple_ids: set[str] = set()
         self._partial: set[str] = set()  # samples created by a demo line's pose alone (not all files declared)
         folders = {f for group in ("person", "garment") for v in spec[group].values() for f in v[0]}
         self._index = {f: _Index(root, f) for f in sorted(folders)}
@@ -241,7 +240,7 @@ class MPV(Ingester):
         if layout == "detail_carving":
             scan.notes["nesting"] = "nested <mode>/<ITEM>/" if self._index["images"].nested else "flat"
         self._index, self._pose_only, self._partial, self._scan = {}, set(), set(), None  # free indexes
-        self._sample_ids, self._tuple_ids = set(), set()
+        self._sample_ids = set()
         return scan
 
     def _check_folders(self, layout: str, report: Report) -> None:
@@ -359,14 +358,10 @@ class MPV(Ingester):
             report.fail("triplet-unresolved", f"not found: {'; '.join(missing)}", file=rel, line=line,
                         fix="the list and the folders must come from the same release")
             return
-        # demo lines get their own id space (they may repeat a triplet of the main list)
+        # demo lines get their own id space (they may repeat a triplet of the main list); a repeated line is
+        # dropped with a warning by the doctor (vtondata.validate), which sees all tuples
         tid = (f"{split}/{'demo' if demo else 'multi-pose'}/"
                f"{pa.rsplit('/', 1)[1]}__{pb.rsplit('/', 1)[1]}__{g.rsplit('/', 1)[1]}")
-        if tid in self._tuple_ids:
-            report.warn("duplicate-line", "this triplet is listed twice; the repeat is ignored", file=rel,
-                        line=line, fix="delete the repeated line")
-            return
-        self._tuple_ids.add(tid)
         scan.tuples.append({"tuple_id": tid, "split": split, "kind": "triplet", "setting": "multi-pose",
                             "person": pa, "target_person": pb, "garment": g, "source": rel, "line": line})
 

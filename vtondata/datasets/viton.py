@@ -227,12 +227,11 @@ class Viton(Ingester):
         self._sample_ids: set[str] = set()  # rows go straight to scan.samples (on disk under prepare)
         self._assets: set[str] = set()  # asset ids declared (each spec goes straight to scan.assets)
         self._scan = scan
-        self._tuple_ids: set[str] = set()
         if layout == "original":
             self._scan_original(root, scan, report)
         else:
             self._scan_cpvton(root, layout, scan, report)
-        self._sample_ids, self._assets, self._tuple_ids, self._scan = set(), set(), set(), None
+        self._sample_ids, self._assets, self._scan = set(), set(), None
         return scan
 
     # ------------------------------------------------------------------ shared helpers
@@ -257,15 +256,9 @@ class Viton(Ingester):
             label_space=space if check in ("parse", "mask", "file") and role != "pose" else None,
             keypoint_format=space if role == "pose" else None, encoding=encoding, required=required))
 
-    def _tuple(self, scan: Scan, split: str, person: str, garment: str, source, line, report: Report) -> None:
+    def _tuple(self, scan: Scan, split: str, person: str, garment: str, source, line) -> None:
         setting = "paired" if _own_cloth(person) == garment else "unpaired"
-        tid = f"{split}/{setting}/{person}__{garment}"
-        if tid in self._tuple_ids:
-            if source:
-                report.warn("duplicate-line", f"pair {person} / {garment} is listed twice; the repeat is ignored",
-                            file=source, line=line, fix="delete the repeated line")
-            return
-        self._tuple_ids.add(tid)
+        tid = f"{split}/{setting}/{person}__{garment}"  # repeats: dropped (listed ones with a warning) by the doctor
         scan.tuples.append({"tuple_id": tid, "split": split, "kind": "pair", "setting": setting,
                             "person": f"{split}/person/{person}", "garment": f"{split}/garment/{garment}",
                             "source": source, "line": line})
@@ -278,13 +271,13 @@ class Viton(Ingester):
             for line, (p, c) in read_list(root, PAIRED_TEST_LIST, report, ncols=2, path_cols=(0, 1),
                                           what="'<person>.jpg <cloth>.jpg' separated by one space"):
                 if resolve(PAIRED_TEST_LIST, line, p, c, report):
-                    self._tuple(scan, "test", _stem(p), _stem(c), PAIRED_TEST_LIST, line, report)
+                    self._tuple(scan, "test", _stem(p), _stem(c), PAIRED_TEST_LIST, line)
             return
         missing = 0
         for p in persons:
             own = _own_cloth(p)
             if own in garments:
-                self._tuple(scan, "test", p, own, None, None, report)
+                self._tuple(scan, "test", p, own, None, None)
             else:
                 missing += 1
         if missing:
@@ -362,7 +355,7 @@ class Viton(Ingester):
         for line, (p, c) in read_list(root, rel, report, ncols=2, path_cols=(0, 1),
                                       what="'<person>.jpg <cloth>.jpg' separated by one space"):
             if resolve(rel, line, p, c, report):
-                self._tuple(scan, split, _stem(p), _stem(c), rel, line, report)
+                self._tuple(scan, split, _stem(p), _stem(c), rel, line)
 
     # ------------------------------------------------------------------ original release
 
@@ -408,7 +401,7 @@ class Viton(Ingester):
                 persons[split][ps] = None
                 garments[split].add(cs)
                 listed.update((p, c))
-                self._tuple(scan, split, ps, cs, rel, line, report)
+                self._tuple(scan, split, ps, cs, rel, line)
 
             rel = _LISTS["original"][split]
             if not (root / rel).is_file():

@@ -35,8 +35,8 @@ from .home import dataset_dir
 from .manifest import atomic_write_bytes, read_meta, work_dir, write_manifest
 from .probefeed import StatFeed, streaming
 from .progress import progress_bar
-from .rowspool import RowSpool
-from .validate import Validated, _ids, check_dataset, fails_as_text, start_feed
+from .rowspool import RowSpool, column
+from .validate import Validated, check_dataset, fails_as_text, start_feed
 
 
 @dataclass
@@ -113,16 +113,16 @@ def _counts(v: Validated) -> dict:
     return c
 
 
-def _count_by(rows, table_schema, column: str) -> Counter:
-    """Rows per (split, ``column``), counted by Arrow batch by batch (no Python string per row)."""
+def _count_by(rows, table_schema, by: str) -> Counter:
+    """Rows per (split, ``by``), counted by Arrow batch by batch (no Python string per row)."""
     import pyarrow as pa
 
     out: Counter = Counter()
     batches = rows.batches() if isinstance(rows, RowSpool) else [schema.to_table(rows, table_schema)]
     for b in batches:
         t = pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-        for r in t.group_by(["split", column], use_threads=False).aggregate([([], "count_all")]).to_pylist():
-            out[(r["split"], r[column])] += r["count_all"]
+        for r in t.group_by(["split", by], use_threads=False).aggregate([([], "count_all")]).to_pylist():
+            out[(r["split"], r[by])] += r["count_all"]
     return out
 
 
@@ -182,8 +182,8 @@ def _extra_tables(scan: Scan, v: Validated, taken: set) -> dict:
 
     if not scan.tables:
         return {}
-    kept_t = set(_ids(v.tuples, "tuple_id"))
-    kept_s = set(_ids(v.samples, "sample_id"))
+    kept_t = set(column(v.tuples, "tuple_id"))
+    kept_s = set(column(v.samples, "sample_id"))
     out = {}
     for name, rows in scan.tables.items():
         if name in taken:

@@ -40,18 +40,19 @@ class RowSpool:
     def append_batch(self, batch: pa.RecordBatch) -> None:
         """Append a record batch of this schema (rows appended before it keep their place)."""
         self._flush()
-        if batch.num_rows:
-            self._writer.write_batch(batch)
-            self._fh.flush()
-            self._written += batch.num_rows
-            self._n += batch.num_rows
+        self._n += batch.num_rows
+        self._write(batch)
 
     def _flush(self) -> None:
         if self._pending:
-            self._writer.write_table(to_table(self._pending, self.schema))
-            self._fh.flush()
-            self._written += len(self._pending)
-            self._pending = []
+            rows, self._pending = self._pending, []
+            self._write(to_table(rows, self.schema))
+
+    def _write(self, data) -> None:
+        if data.num_rows:
+            self._writer.write(data)
+            self._fh.flush()  # readable at once (batches() may be called while the scan goes on)
+            self._written += data.num_rows
 
     def __len__(self) -> int:
         return self._n
@@ -92,4 +93,14 @@ class RowSpool:
             self._fh.close()
 
 
-__all__ = ["RowSpool"]
+def column(rows, name: str) -> Iterator:
+    """One column of a :class:`RowSpool` (read back batch by batch) or of a list of row dicts."""
+    if isinstance(rows, RowSpool):
+        for b in rows.batches():
+            yield from b.column(name).to_pylist()
+    else:
+        for r in rows:
+            yield r[name]
+
+
+__all__ = ["RowSpool", "column"]

@@ -20,7 +20,7 @@ from . import schema
 from .datasets.base import Ingester, Scan
 from .findings import FAIL, Finding, Report
 from .probefeed import ProbeFeed
-from .rowspool import RowSpool
+from .rowspool import RowSpool, column
 from .progress import progress_bar
 
 
@@ -105,16 +105,6 @@ def check_dataset(ingester: Ingester, root: Path, scan: Scan, report: Report, *,
 _MEMBERS = ("person", "garment", "target_person", "foreground", "background", "composite")
 
 
-def _ids(rows, column: str) -> Iterator[str]:
-    """One column of row dicts or of a :class:`RowSpool` (read back batch by batch)."""
-    if isinstance(rows, RowSpool):
-        for b in rows.batches():
-            yield from b.column(column).to_pylist()
-    else:
-        for r in rows:
-            yield r[column]
-
-
 def _dedupe_tuples(tuples, report: Report, feed: ProbeFeed):
     """Tuples listed more than once keep their first row; a repeat that comes from a list line is a warning naming
     that line and the first one (repeats the ingester derived itself go silently). Spooled tuples are checked on
@@ -165,7 +155,7 @@ def _kept_rows(name: str, scan: Scan, report: Report, bad: set, feed: ProbeFeed)
     """The lenient filter: (kept samples, kept tuples, dropped sample ids). Kept rows gain the ``dataset`` column.
     Spooled scan rows (:class:`RowSpool`) are filtered batch by batch into new spools beside the probe spool, so
     only the id sets stay in memory; plain lists give lists."""
-    keep_samples = set(_ids(scan.samples, "sample_id"))  # all known ones, then the dropped ones taken out
+    keep_samples = set(column(scan.samples, "sample_id"))  # all known ones, then the dropped ones taken out
     bad_samples = bad & keep_samples
     keep_samples -= bad_samples
     spooled = isinstance(scan.samples, RowSpool)
